@@ -1,0 +1,205 @@
+/*
+ * koreo/value.h: the one value type (`kv`) for everything the language
+ * touches: null, bool, int (int64), uint (uint64), double, string (UTF-8),
+ * bytes, list, map (insertion ordered), timestamp, duration and type, plus
+ * the error value that exists only inside CEL evaluation.
+ *
+ * Values are immutable once built and reference-counted.  A value is built
+ * with a constructor (refcount 1, owned by the caller), filled if it is a
+ * list or map while the builder still holds the only reference, and then
+ * shared with kv_ref()/kv_unref().  Reference counts are not atomic: a value
+ * belongs to one thread (every Koreo process runs one event loop).
+ *
+ * null, true and false are immortal singletons; kv_ref/kv_unref on them are
+ * no-ops.  Constructors return NULL only on allocation failure, which every
+ * caller treats as fatal (kv_oom() aborts with a message).
+ *
+ * Every value may carry a source position (file, line, column) recorded by
+ * the YAML reader for error messages; see kv_pos().
+ */
+#ifndef KOREO_VALUE_H
+#define KOREO_VALUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kv_kind {
+  KV_NULL = 0,
+  KV_BOOL,
+  KV_INT,
+  KV_UINT,
+  KV_DOUBLE,
+  KV_STRING,
+  KV_BYTES,
+  KV_LIST,
+  KV_MAP,
+  KV_TIMESTAMP, /* seconds + nanoseconds since the Unix epoch, UTC */
+  KV_DURATION,  /* seconds + nanoseconds, same sign */
+  KV_TYPE,      /* a CEL type value: its name ("int", "list", ...) */
+  KV_ERROR,     /* a CEL evaluation error: message + source offset */
+} kv_kind;
+
+/* A source position: 1-based line and column, file name shared. */
+typedef struct kv_srcpos {
+  const char *file; /* interned for the process lifetime; may be NULL */
+  uint32_t line;
+  uint32_t col;
+} kv_srcpos;
+
+typedef struct kv kv;
+typedef struct kv_map_index kv_map_index;
+
+struct kv {
+  int32_t refs; /* < 0: immortal */
+  uint8_t kind; /* kv_kind */
+  uint8_t flags;
+  uint16_t pad_;
+  const kv_srcpos *pos; /* optional, owned by the value */
+  union {
+    bool b;
+    int64_t i;
+    uint64_t u;
+    double d;
+    struct {
+      size_t len;
+      char *ptr; /* NUL-terminated (bytes too, for convenience) */
+    } s;
+    struct {
+      size_t len, cap;
+      kv **items;
+    } list;
+    struct {
+      size_t len, cap;
+      kv **keys;
+      kv **vals;
+      kv_map_index *index; /* hash index, built for larger maps */
+    } map;
+    struct {
+      int64_t sec;
+      int32_t nsec; /* 0..999999999 for timestamps; same sign as sec for
+                       durations */
+      int32_t off;  /* timestamps: the UTC offset (seconds) the value was
+                       written with; only Koreo's native text form uses it */
+    } t;
+    struct {
+      char *msg;     /* message, owned */
+      int32_t where; /* byte offset into the expression source, -1 unknown */
+      int32_t code;  /* cel_error_code (see cel.h) */
+    } err;
+  } u;
+};
+
+/* Abort the process: out of memory.  Never returns. */
+void kv_oom(void) __attribute__((noreturn));
+
+/* --- reference counting ------------------------------------------------ */
+
+/* Take a reference: returns `v` (NULL passes through). */
+static inline kv *kv_ref(kv *v) {
+  if (v && v->refs >= 0) v->refs++;
+  return v;
+}
+/* Drop a reference; frees the value (and its children) at zero. */
+void kv_unref(kv *v);
+
+/* --- constructors: each returns a new reference ------------------------- */
+
+kv *kv_null(void);
+kv *kv_bool(bool b);
+kv *kv_int(int64_t i);
+kv *kv_uint(uint64_t u);
+kv *kv_double(double d);
+/* A string from `len` bytes of UTF-8 (copied).  The caller guarantees
+ * UTF-8 validity where it matters (see kv_utf8_valid). */
+kv *kv_string(const char *s, size_t len);
+kv *kv_cstring(const char *s);
+/* A string that takes ownership of a malloc'ed NUL-terminated buffer. */
+kv *kv_string_take(char *s, size_t len);
+kv *kv_bytes(const void *p, size_t len);
+kv *kv_timestamp(int64_t sec, int32_t nsec);
+kv *kv_duration(int64_t sec, int32_t nsec);
+/* A type value named `name` (CEL's spelling: "int", "list", "map",
+ * "null_type", "google.protobuf.Timestamp", ...). */
+kv *kv_type(const char *name);
+/* An error value; `where` is a byte offset into the expression or -1. */
+kv *kv_error(int code, int32_t where, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* An empty list/map with room for `cap` entries (grows as needed). */
+kv *kv_list_new(size_t cap);
+kv *kv_map_new(size_t cap);
+
+/* Builders: valid only while the caller holds the only reference.
+ * kv_list_push takes ownership of `item`.  kv_map_set takes ownership of
+ * `key` and `val`; an existing equal key (kv_key_equal) keeps its place and
+ * gets the new value.  kv_map_set_str copies the key text. */
+void kv_list_push(kv *list, kv *item);
+void kv_map_set(kv *map, kv *key, kv *val);
+void kv_map_set_str(kv *map, const char *key, kv *val);
+
+/* Attach a source position (copied) to a value the caller owns alone. */
+void kv_set_pos(kv *v, const char *file, uint32_t line, uint32_t col);
+static inline const kv_srcpos *kv_pos(const kv *v) { return v ? v->pos : NULL; }
+
+/* Intern a file name for use in kv_srcpos (lives until exit). */
+const char *kv_intern_file(const char *name);
+
+/* --- accessors (borrowed results) --------------------------------------- */
+
+static inline kv_kind kv_kind_of(const kv *v) { return (kv_kind)v->kind; }
+static inline size_t kv_len(const kv *v) {
+  switch (v->kind) {
+  case KV_STRING:
+  case KV_BYTES: return v->u.s.len;
+  case KV_LIST: return v->u.list.len;
+  case KV_MAP: return v->u.map.len;
+  default: return 0;
+  }
+}
+static inline const char *kv_str(const kv *v) { return v->u.s.ptr; }
+static inline kv *kv_list_at(const kv *v, size_t i) { return v->u.list.items[i]; }
+static inline kv *kv_map_key_at(const kv *v, size_t i) { return v->u.map.keys[i]; }
+static inline kv *kv_map_val_at(const kv *v, size_t i) { return v->u.map.vals[i]; }
+
+/* Map lookup.  kv_map_get compares keys with kv_key_equal; kv_map_get_str
+ * looks up a string key.  Both return a borrowed value or NULL. */
+kv *kv_map_get(const kv *map, const kv *key);
+kv *kv_map_get_strn(const kv *map, const char *key, size_t len);
+static inline kv *kv_map_get_str(const kv *map, const char *key) {
+  size_t n = 0;
+  while (key[n]) n++;
+  return kv_map_get_strn(map, key, n);
+}
+
+/* Key equality: same kind and value (strings and bytes by content; int,
+ * uint and double by numeric value, so the keys 1, 1u and 1.0 are equal;
+ * bools by value).  Other kinds compare by identity. */
+bool kv_key_equal(const kv *a, const kv *b);
+
+/* Deep structural equality for tests and diffing: kinds must match exactly
+ * (int 1 != uint 1 != double 1.0), doubles compare bitwise-equal except
+ * that NaN equals NaN; maps compare as sets of entries (order-insensitive)
+ * when `ordered` is false. */
+bool kv_equal_strict(const kv *a, const kv *b, bool ordered);
+
+/* The kind's name for messages: "null", "bool", "int", ... */
+const char *kv_kind_name(kv_kind k);
+
+/* UTF-8: validity, number of code points. */
+bool kv_utf8_valid(const char *s, size_t len);
+size_t kv_utf8_count(const char *s, size_t len);
+
+/* Shortest text that reads back as the same double, always containing a
+ * '.', 'e', "inf" or "nan" (Python repr style: 3.0, 1e+20, 5e-324, -0.0,
+ * 1e-05).  Writes at most 32 bytes including the NUL; returns the length. */
+int kv_double_repr(double d, char buf[32]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
