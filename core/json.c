@@ -105,7 +105,8 @@ typedef struct jscan {
   size_t nvals, cap;
 } jscan;
 
-static void js_fail(jscan *js, size_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void js_fail(jscan *js, size_t at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void js_fail(jscan *js, size_t at, const char *fmt, ...) {
   if (js->failed) return;
   js->failed = true;
@@ -209,7 +210,8 @@ static void js_string(jscan *js) {
   size_t start = js->i++;
   /* decoded text is never longer than the source */
   size_t end = js->i;
-  while (end < js->n && js->s[end] != '"') end += (js->s[end] == '\\') ? 2 : 1;
+  while (end < js->n && js->s[end] != '"')
+    end += (js->s[end] == '\\') ? 2 : 1;
   char *out = malloc((end > js->n ? js->n : end) - start + 1);
   if (!out) kv_oom();
   size_t o = 0;
@@ -322,7 +324,8 @@ static void js_number(jscan *js) {
       return;
     }
   } else {
-    while (i < js->n && is_digit(s[i])) i++;
+    while (i < js->n && is_digit(s[i]))
+      i++;
   }
   size_t dend = i;
   if (i < js->n && s[i] == '.') {
@@ -332,7 +335,8 @@ static void js_number(jscan *js) {
       js_unexpected(js, i, "expected a digit after '.'");
       return;
     }
-    while (i < js->n && is_digit(s[i])) i++;
+    while (i < js->n && is_digit(s[i]))
+      i++;
   }
   if (i < js->n && (s[i] == 'e' || s[i] == 'E')) {
     isdbl = true;
@@ -342,7 +346,8 @@ static void js_number(jscan *js) {
       js_unexpected(js, i, "expected a digit in the exponent");
       return;
     }
-    while (i < js->n && is_digit(s[i])) i++;
+    while (i < js->n && is_digit(s[i]))
+      i++;
   }
   if (i - start > JSON_MAX_NUMBER) {
     js_fail(js, start, "number token longer than %d characters is not supported", JSON_MAX_NUMBER);
@@ -387,7 +392,8 @@ static bool js_literal(jscan *js, const char *word) {
   }
   /* point at the first differing character */
   size_t m = 0;
-  while (js->i + m < js->n && m < k && js->s[js->i + m] == word[m]) m++;
+  while (js->i + m < js->n && m < k && js->s[js->i + m] == word[m])
+    m++;
   js_unexpected(js, js->i + m, NULL);
   return false;
 }
@@ -494,7 +500,8 @@ static kv *tree_value(jbuild *b, const cJSON *n) {
   if (cJSON_IsString(n)) return tree_take(b, true);
   if (cJSON_IsArray(n)) {
     kv *l = kv_list_new((size_t)cJSON_GetArraySize(n));
-    for (const cJSON *c = n->child; c; c = c->next) kv_list_push(l, tree_value(b, c));
+    for (const cJSON *c = n->child; c; c = c->next)
+      kv_list_push(l, tree_value(b, c));
     return l;
   }
   if (cJSON_IsObject(n)) {
@@ -541,7 +548,8 @@ kv *kv_json_parse(const char *text, size_t len, kv_parse_error *err) {
       }
     }
   }
-  for (size_t k = 0; k < js.nvals; k++) kv_unref(js.vals[k]);
+  for (size_t k = 0; k < js.nvals; k++)
+    kv_unref(js.vals[k]);
   free(js.vals);
   return result;
 }
@@ -558,7 +566,8 @@ typedef struct jbuf {
 static void jb_reserve(jbuf *b, size_t more) {
   if (b->n + more + 1 <= b->cap) return;
   size_t nc = b->cap ? b->cap : 256;
-  while (nc < b->n + more + 1) nc *= 2;
+  while (nc < b->n + more + 1)
+    nc *= 2;
   char *p = realloc(b->p, nc);
   if (!p) kv_oom();
   b->p = p;
@@ -638,13 +647,14 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
 /* RFC 3339 UTC text as CEL prints a timestamp: fraction trimmed to 0, 3, 6
  * or 9 digits ("2009-02-13T23:31:30Z", "1970-01-01T00:00:00.500Z"). */
 static int fmt_timestamp(int64_t sec, int32_t nsec, char *buf, size_t n) {
-  if (nsec < 0 || nsec > 999999999) {
-    sec += nsec / 1000000000;
+  if (nsec < 0 || nsec > 999999999) { /* outside the contract: normalise */
+    int64_t carry = nsec / 1000000000;
     nsec %= 1000000000;
     if (nsec < 0) {
       nsec += 1000000000;
-      sec--;
+      carry--;
     }
+    if (__builtin_add_overflow(sec, carry, &sec)) nsec = 0;
   }
   int64_t days = sec / 86400, rem = sec % 86400;
   if (rem < 0) {
@@ -681,7 +691,8 @@ static int fmt_duration(int64_t sec, int32_t nsec, char *buf, size_t n) {
     char frac[16];
     snprintf(frac, sizeof frac, "%09u", ns);
     int fl = 9;
-    while (fl > 0 && frac[fl - 1] == '0') fl--;
+    while (fl > 0 && frac[fl - 1] == '0')
+      fl--;
     len += snprintf(buf + len, n - (size_t)len, ".%.*s", fl, frac);
   }
   len += snprintf(buf + len, n - (size_t)len, "s");
@@ -850,7 +861,8 @@ static void jb_value(jbuf *b, const kv *v, unsigned flags, int depth) {
   }
   jb_indent(b, flags, depth);
   jb_putc(b, '}');
-  for (size_t i = 0; i < n; i++) free(owned[i]);
+  for (size_t i = 0; i < n; i++)
+    free(owned[i]);
   free(owned);
   free(ks);
 }

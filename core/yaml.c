@@ -52,7 +52,8 @@ static bool in_set(char c, const char *set) { return c && strchr(set, c); }
 
 static size_t span(const char *s, size_t i, size_t n, const char *set) {
   size_t j = i;
-  while (j < n && in_set(s[j], set)) j++;
+  while (j < n && in_set(s[j], set))
+    j++;
   return j - i;
 }
 
@@ -92,8 +93,7 @@ static bool match_float(const char *s, size_t n) {
       (!memcmp(s + i + 1, "inf", 3) || !memcmp(s + i + 1, "Inf", 3) ||
        !memcmp(s + i + 1, "INF", 3)))
     return true;
-  if (i == 0 && n == 4 &&
-      (!memcmp(s, ".nan", 4) || !memcmp(s, ".NaN", 4) || !memcmp(s, ".NAN", 4)))
+  if (i == 0 && n == 4 && (!memcmp(s, ".nan", 4) || !memcmp(s, ".NaN", 4) || !memcmp(s, ".NAN", 4)))
     return true;
   /* \.[0-9][0-9_]*(?:[eE][-+][0-9]+)? (no sign) */
   if (i == 0 && n >= 2 && s[0] == '.' && in_set(s[1], DIG)) {
@@ -135,9 +135,8 @@ static bool match_int(const char *s, size_t n) {
 }
 
 static rkind resolve_plain(const char *s, size_t n) {
-  static const char *bools[] = {"yes",   "Yes",   "YES",   "no",  "No",  "NO",
-                                "true",  "True",  "TRUE",  "false", "False", "FALSE",
-                                "on",    "On",    "ON",    "off", "Off", "OFF"};
+  static const char *bools[] = {"yes",   "Yes",   "YES",   "no", "No", "NO", "true", "True", "TRUE",
+                                "false", "False", "FALSE", "on", "On", "ON", "off",  "Off",  "OFF"};
   if (n == 0) return R_NULL;
   for (size_t k = 0; k < sizeof bools / sizeof *bools; k++)
     if (strlen(bools[k]) == n && !memcmp(bools[k], s, n)) return R_BOOL;
@@ -146,8 +145,8 @@ static rkind resolve_plain(const char *s, size_t n) {
     if (match_int(s, n)) return R_INT;
   }
   if (n == 2 && !memcmp(s, "<<", 2)) return R_MERGE;
-  if ((n == 1 && s[0] == '~') || (n == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) ||
-                                              !memcmp(s, "NULL", 4))))
+  if ((n == 1 && s[0] == '~') ||
+      (n == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4))))
     return R_NULL;
   if (n == 1 && s[0] == '=') return R_VALUE;
   return R_STR;
@@ -288,8 +287,7 @@ static kv *construct_float(const char *text, size_t n, char *why, size_t whyn) {
     v = sign * acc;
   } else {
     double d = 0;
-    ok = parse_decimal(p, &d) || !strcmp(p, "inf") || !strcmp(p, "nan") ||
-         !strcmp(p, "infinity");
+    ok = parse_decimal(p, &d) || !strcmp(p, "inf") || !strcmp(p, "nan") || !strcmp(p, "infinity");
     if (ok && (!strcmp(p, "inf") || !strcmp(p, "infinity"))) d = INFINITY;
     if (ok && !strcmp(p, "nan")) d = NAN;
     v = sign * d;
@@ -333,12 +331,18 @@ static kv *construct_binary(const char *s, size_t n, char *why, size_t whyn) {
       continue;
     }
     if (pad) goto bad;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+') v = 62;
-    else if (c == '/') v = 63;
-    else goto bad;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+')
+      v = 62;
+    else if (c == '/')
+      v = 63;
+    else
+      goto bad;
     acc = acc << 6 | (uint32_t)v;
     if (++q == 4) {
       out[o++] = (unsigned char)(acc >> 16);
@@ -401,7 +405,8 @@ typedef struct ybuild {
   size_t merged; /* entries copied by merge keys so far */
 } ybuild;
 
-static void y_fail(ybuild *b, yaml_mark_t m, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void y_fail(ybuild *b, yaml_mark_t m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void y_fail(ybuild *b, yaml_mark_t m, const char *fmt, ...) {
   if (!b->err) return;
   b->err->file = b->file;
@@ -455,7 +460,8 @@ static void frame_free(yframe *f) {
   }
   free(f->keys);
   free(f->vals);
-  for (size_t i = 0; i < f->nmerge; i++) kv_unref(f->merges[i]);
+  for (size_t i = 0; i < f->nmerge; i++)
+    kv_unref(f->merges[i]);
   free(f->merges);
   kv_unref(f->key);
   memset(f, 0, sizeof *f);
@@ -546,13 +552,15 @@ static bool deliver(ybuild *b, kv *v, rkind r, yaml_mark_t m) {
             im.line = p->line - 1;
             im.column = p->col - 1;
           }
-          y_fail(b, im, "expected a mapping for merging, but found %s (while constructing a mapping)",
+          y_fail(b, im,
+                 "expected a mapping for merging, but found %s (while constructing a mapping)",
                  node_name(v->u.list.items[i]));
           kv_unref(v);
           return false;
         }
       /* PyYAML applies the list reversed, so earlier maps win */
-      for (size_t i = v->u.list.len; i-- > 0;) frame_add_merge(f, v->u.list.items[i]);
+      for (size_t i = v->u.list.len; i-- > 0;)
+        frame_add_merge(f, v->u.list.items[i]);
     } else {
       y_fail(b, m,
              "expected a mapping or list of mappings for merging, but found %s (while "
@@ -592,8 +600,10 @@ static kv *frame_finish(ybuild *b, yframe *f) {
           m.line = p->line - 1;
           m.column = p->col - 1;
         }
-        y_fail(b, m, "expected a single mapping item for an ordered map or pairs (while "
-                     "constructing %s)", f->kind == C_OMAP ? "an ordered map" : "pairs");
+        y_fail(b, m,
+               "expected a single mapping item for an ordered map or pairs (while "
+               "constructing %s)",
+               f->kind == C_OMAP ? "an ordered map" : "pairs");
         return NULL;
       }
     }
@@ -610,7 +620,8 @@ static kv *frame_finish(ybuild *b, yframe *f) {
     return out;
   }
   size_t total = f->n;
-  for (size_t i = 0; i < f->nmerge; i++) total += f->merges[i]->u.map.len;
+  for (size_t i = 0; i < f->nmerge; i++)
+    total += f->merges[i]->u.map.len;
   kv *m = kv_map_new(total);
   set_pos(b, m, f->mark);
   for (size_t i = 0; i < f->nmerge; i++) {
@@ -665,8 +676,10 @@ static kv *construct_scalar(ybuild *b, const yaml_event_t *ev, rkind *rk) {
     return kv_bool(bv);
   } else if (is_tag(tag, "binary")) {
     kv *v = construct_binary(s, n, why, sizeof why);
-    if (!v) y_fail(b, m, "%s", why);
-    else set_pos(b, v, m);
+    if (!v)
+      y_fail(b, m, "%s", why);
+    else
+      set_pos(b, v, m);
     return v;
   } else {
     y_fail(b, m, "could not determine a constructor for the tag '%s'", tag);
@@ -675,8 +688,9 @@ static kv *construct_scalar(ybuild *b, const yaml_event_t *ev, rkind *rk) {
   kv *v = NULL;
   switch (r) {
   case R_NULL: return kv_null();
-  case R_BOOL: return kv_bool(s[0] == 'y' || s[0] == 'Y' || s[0] == 't' || s[0] == 'T' ||
-                              (n == 2 && (s[1] == 'n' || s[1] == 'N')));
+  case R_BOOL:
+    return kv_bool(s[0] == 'y' || s[0] == 'Y' || s[0] == 't' || s[0] == 'T' ||
+                   (n == 2 && (s[1] == 'n' || s[1] == 'N')));
   case R_INT: v = construct_int(s, n, why, sizeof why); break;
   case R_FLOAT: v = construct_float(s, n, why, sizeof why); break;
   case R_MERGE:
@@ -819,8 +833,10 @@ kv *kv_yaml_parse(const char *text, size_t len, const char *file, kv_parse_error
       const char *tag = (const char *)ev.data.sequence_start.tag;
       ckind k = C_SEQ;
       if (tag && strcmp(tag, "!") && !is_tag(tag, "seq")) {
-        if (is_tag(tag, "omap")) k = C_OMAP;
-        else if (is_tag(tag, "pairs")) k = C_PAIRS;
+        if (is_tag(tag, "omap"))
+          k = C_OMAP;
+        else if (is_tag(tag, "pairs"))
+          k = C_PAIRS;
         else if (is_tag(tag, "map") || is_tag(tag, "set")) {
           y_fail(&b, ev.start_mark, "expected a mapping node, but found a sequence (tag '%s')",
                  tag);
@@ -839,7 +855,8 @@ kv *kv_yaml_parse(const char *text, size_t len, const char *file, kv_parse_error
       const char *tag = (const char *)ev.data.mapping_start.tag;
       ckind k = C_MAP;
       if (tag && strcmp(tag, "!") && !is_tag(tag, "map")) {
-        if (is_tag(tag, "set")) k = C_SET;
+        if (is_tag(tag, "set"))
+          k = C_SET;
         else if (is_tag(tag, "seq") || is_tag(tag, "omap") || is_tag(tag, "pairs")) {
           y_fail(&b, ev.start_mark, "expected a sequence node, but found a mapping (tag '%s')",
                  tag);
@@ -872,7 +889,8 @@ kv *kv_yaml_parse(const char *text, size_t len, const char *file, kv_parse_error
     yaml_event_delete(&ev);
   }
   yaml_parser_delete(&parser);
-  while (b.depth) frame_free(&b.st[--b.depth]);
+  while (b.depth)
+    frame_free(&b.st[--b.depth]);
   free(b.st);
   if (b.have_root) kv_unref(b.root);
   anchors_clear(&b);

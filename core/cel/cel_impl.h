@@ -243,8 +243,9 @@ extern const size_t cel_koreo_ndefs;
  * `off` receives the written UTC offset in seconds. */
 bool cel_ts_parse(const char *s, size_t n, bool allow_date_only, int64_t *sec, int32_t *nsec,
                   int32_t *off);
-/* Timestamp -> RFC 3339 UTC text, fraction trimmed to 0, 3, 6 or 9 digits
- * as CEL prints it ("2009-02-13T23:31:30Z").  Returns the length. */
+/* Timestamp -> RFC 3339 UTC text with the fraction's trailing zeros
+ * trimmed, as cel-go prints it ("2009-02-13T23:31:30Z", "...:30.5Z").
+ * Returns the length. */
 int cel_ts_format(int64_t sec, int32_t nsec, char *buf, size_t n);
 /* Duration text ("1h2m3.5s", "-1.5s", "100ms", "2us", "3ns") -> duration. */
 bool cel_dur_parse(const char *s, size_t n, int64_t *sec, int32_t *nsec);

@@ -5,6 +5,7 @@
  * behaviour is reached only through env->ops (see dialect.h).
  */
 #include "dialect.h"
+#include "lib_time.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -80,6 +81,7 @@ cel_env *cel_env_new_standard(unsigned ext) {
 
 cel_env *cel_env_new_koreo(void) {
   cel_env *e = env_new(CEL_DIALECT_KOREO, 0);
+  cel_env_add_functions(e, cel_time_koreo_defs, cel_time_koreo_ndefs);
   cel_env_add_functions(e, cel_koreo_dialect_defs, cel_koreo_dialect_ndefs);
   cel_env_add_functions(e, cel_koreo_defs, cel_koreo_ndefs);
   return e;

@@ -114,6 +114,10 @@ static int ts_parse_ex(const char *s, size_t n, unsigned flags, int64_t *sec, in
   return TP_OK;
 }
 
+/* RFC 3339 text (s, n bytes) -> Unix seconds + nanos (0..999999999) and
+ * the written offset (seconds east).  `allow_date_only` also accepts
+ * "YYYY-MM-DD" (midnight UTC).  False on bad syntax or outside
+ * CEL_TS_MIN_SEC..CEL_TS_MAX_SEC.  Declared in cel_impl.h. */
 bool cel_ts_parse(const char *s, size_t n, bool allow_date_only, int64_t *sec, int32_t *nsec,
                   int32_t *off) {
   int64_t t;
@@ -148,6 +152,10 @@ static int frac_text(int32_t ns, char *out) {
   return k + 1;
 }
 
+/* Timestamp -> "YYYY-MM-DDThh:mm:ss[.f]Z" in UTC, the fraction with its
+ * trailing zeros trimmed (Go's time.RFC3339Nano, what cel-go prints:
+ * ".5", ".123", ".000000001").  Writes at most n bytes including the NUL
+ * and returns the full length (31 bytes always suffice). */
 int cel_ts_format(int64_t sec, int32_t nsec, char *buf, size_t n) {
   /* normalise (defensive: values built elsewhere may carry nsec < 0) */
   i128 total = (i128)sec * NS_PER_SEC + nsec;
@@ -250,6 +258,9 @@ static void ns_split(i128 ns, int64_t *sec, int32_t *nsec) {
   *nsec = (int32_t)(ns % NS_PER_SEC);
 }
 
+/* Duration text in Go's time.ParseDuration syntax ("1h2m3.5s", "-1.5s",
+ * "100ms", "0") -> seconds + nanos with the same sign.  False on bad syntax
+ * or beyond +-CEL_DUR_MAX_SEC s (+ 999999999 ns). */
 bool cel_dur_parse(const char *s, size_t n, int64_t *sec, int32_t *nsec) {
   i128 ns;
   if (dur_parse_ex(s, n, 0, &ns) != TP_OK) return false;
@@ -260,6 +271,9 @@ bool cel_dur_parse(const char *s, size_t n, int64_t *sec, int32_t *nsec) {
 static i128 dur_ns(const kv *d) { return (i128)d->u.t.sec * NS_PER_SEC + d->u.t.nsec; }
 static i128 ts_ns(const kv *t) { return (i128)t->u.t.sec * NS_PER_SEC + t->u.t.nsec; }
 
+/* Duration -> seconds with the fraction trimmed + "s" ("1.5s",
+ * "-0.000000001s", "3600s", "0s"), the form CEL prints and the conformance
+ * data uses.  snprintf-style like cel_ts_format (64 bytes always suffice). */
 int cel_dur_format(int64_t sec, int32_t nsec, char *buf, size_t n) {
   i128 total = (i128)sec * NS_PER_SEC + nsec;
   bool neg = total < 0;
@@ -318,6 +332,11 @@ static kv *dur_result(const cel_call *c, i128 ns, const char *what) {
   return kv_duration(sec, nsec);
 }
 
+/* a + b for timestamp + duration, duration + timestamp, duration +
+ * duration (CEL "_+_" overloads).  Returns a new value, a CEL_ERR_RANGE
+ * error when the result leaves the timestamp range or (durations) int64
+ * nanoseconds, or no matching overload for other kinds.  A timestamp
+ * result keeps the timestamp operand's written offset (u.t.off). */
 kv *cel_time_add(const cel_call *c, const kv *a, const kv *b) {
   if (a->kind == KV_TIMESTAMP && b->kind == KV_DURATION)
     return ts_result(c, ts_ns(a) + dur_ns(b), a->u.t.off, "timestamp + duration");
@@ -328,6 +347,8 @@ kv *cel_time_add(const cel_call *c, const kv *a, const kv *b) {
   return no_overload2(c, a, b);
 }
 
+/* a - b for timestamp - duration, timestamp - timestamp (a duration),
+ * duration - duration; errors as cel_time_add. */
 kv *cel_time_sub(const cel_call *c, const kv *a, const kv *b) {
   if (a->kind == KV_TIMESTAMP && b->kind == KV_DURATION)
     return ts_result(c, ts_ns(a) - dur_ns(b), a->u.t.off, "timestamp - duration");
@@ -338,6 +359,7 @@ kv *cel_time_sub(const cel_call *c, const kv *a, const kv *b) {
   return no_overload2(c, a, b);
 }
 
+/* -a for a duration; CEL_ERR_RANGE when it does not fit in int64 ns. */
 kv *cel_time_neg(const cel_call *c, const kv *a) {
   if (a->kind == KV_DURATION) return dur_result(c, -dur_ns(a), "-duration");
   return no_overload2(c, a, NULL);

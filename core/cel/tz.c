@@ -169,6 +169,7 @@ static int32_t posix_offset(const tz_posix *p, int64_t t) {
   return dst ? p->dst_off : p->std_off;
 }
 
+/* See lib_time.h. */
 bool cel_tz_posix_offset(const char *rule, int64_t sec, int32_t *off) {
   tz_posix p;
   if (!rule || !posix_parse(rule, &p)) return false;
@@ -201,6 +202,7 @@ static void zone_free(tz_zone *z) {
   free(z);
 }
 
+/* See lib_time.h. */
 void cel_tz_cache_clear(void) {
   while (g_zones) {
     tz_zone *n = g_zones->next;
@@ -362,6 +364,7 @@ static bool fixed_offset(const char *s, size_t n, int32_t *off) {
   return true;
 }
 
+/* See lib_time.h: "", "UTC", fixed "[+|-]h[h]:mm", else an IANA name. */
 bool cel_tz_offset(const char *name, size_t len, int64_t sec, int32_t *off) {
   if (len == 0 || (len == 3 && memcmp(name, "UTC", 3) == 0)) {
     *off = 0;

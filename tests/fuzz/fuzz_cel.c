@@ -25,7 +25,8 @@ static kv *make_bindings(void) {
   kv_map_set_str(b, "nothing", kv_null());
   kv_map_set_str(b, "raw", kv_bytes("\x00\x01\xff", 3));
   kv *list = kv_list_new(0);
-  for (int i = 0; i < 4; i++) kv_list_push(list, kv_int(i * 10));
+  for (int i = 0; i < 4; i++)
+    kv_list_push(list, kv_int(i * 10));
   kv_list_push(list, kv_cstring("four"));
   kv_map_set_str(b, "items", list);
   kv *meta = kv_map_new(0);

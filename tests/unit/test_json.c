@@ -35,8 +35,8 @@ static void parse_err(const char *text, size_t len, uint32_t line, uint32_t col,
     fail_msg("parse of %s unexpectedly gave %s", text, s);
   }
   if (err.line != line || err.col != col || !strstr(err.msg, needle))
-    fail_msg("parse of %s: got %u:%u '%s', want %u:%u '...%s...'", text, err.line, err.col,
-             err.msg, line, col, needle);
+    fail_msg("parse of %s: got %u:%u '%s', want %u:%u '...%s...'", text, err.line, err.col, err.msg,
+             line, col, needle);
 }
 
 static void write_is(const kv *v, unsigned flags, const char *want) {
@@ -60,9 +60,9 @@ static void test_number_kinds(void **state) {
     const char *text;
     kv_kind kind;
   } cases[] = {
-      {"3", KV_INT},      {"3.0", KV_DOUBLE},   {"1e20", KV_DOUBLE},  {"1E5", KV_DOUBLE},
-      {"-0", KV_INT},     {"-0.0", KV_DOUBLE},  {"1e+20", KV_DOUBLE}, {"0", KV_INT},
-      {"-12", KV_INT},    {"2.5e-3", KV_DOUBLE},
+      {"3", KV_INT},   {"3.0", KV_DOUBLE},    {"1e20", KV_DOUBLE},  {"1E5", KV_DOUBLE},
+      {"-0", KV_INT},  {"-0.0", KV_DOUBLE},   {"1e+20", KV_DOUBLE}, {"0", KV_INT},
+      {"-12", KV_INT}, {"2.5e-3", KV_DOUBLE},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     kv *v = parse_ok(cases[i].text);
@@ -144,9 +144,9 @@ static void test_unicode_errors(void **state) {
   parse_err("\"\\x\"", 4, 1, 2, "invalid escape");
   /* invalid UTF-8: position counts code points (é is one column) */
   parse_err("{\"k\":\n \"\xc3\xa9\xff\"}", 11, 2, 4, "invalid UTF-8");
-  parse_err("\"\xc0\xaf\"", 4, 1, 2, "invalid UTF-8");          /* overlong */
-  parse_err("\"\xed\xa0\x80\"", 5, 1, 2, "invalid UTF-8");      /* encoded surrogate */
-  parse_err("\"\xe2\x82\"", 4, 1, 2, "invalid UTF-8");          /* truncated */
+  parse_err("\"\xc0\xaf\"", 4, 1, 2, "invalid UTF-8");     /* overlong */
+  parse_err("\"\xed\xa0\x80\"", 5, 1, 2, "invalid UTF-8"); /* encoded surrogate */
+  parse_err("\"\xe2\x82\"", 4, 1, 2, "invalid UTF-8");     /* truncated */
   parse_err("\xff", 1, 1, 1, "invalid UTF-8");
   /* raw control characters must be escaped */
   parse_err("\"a\tb\"", 5, 1, 3, "control character U+0009");
@@ -186,14 +186,18 @@ static void test_syntax_errors(void **state) {
 static void test_nesting_limit(void **state) {
   (void)state;
   char buf[2100];
-  for (int i = 0; i < 1000; i++) buf[i] = '[';
-  for (int i = 0; i < 1000; i++) buf[1000 + i] = ']';
+  for (int i = 0; i < 1000; i++)
+    buf[i] = '[';
+  for (int i = 0; i < 1000; i++)
+    buf[1000 + i] = ']';
   kv *v = kv_json_parse(buf, 2000, NULL);
   assert_non_null(v);
   kv_unref(v);
   buf[0] = '[';
-  for (int i = 0; i < 1001; i++) buf[i] = '[';
-  for (int i = 0; i < 1001; i++) buf[1001 + i] = ']';
+  for (int i = 0; i < 1001; i++)
+    buf[i] = '[';
+  for (int i = 0; i < 1001; i++)
+    buf[1001 + i] = ']';
   parse_err(buf, 2002, 1, 1001, "nesting deeper than 1000");
 }
 

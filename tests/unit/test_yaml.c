@@ -112,7 +112,8 @@ static void is_bool(kv *root, const char *path, bool want) {
 }
 static void is_null(kv *root, const char *path) {
   kv *v = at(root, path);
-  if (kv_kind_of(v) != KV_NULL) fail_msg("%s: got a %s, want null", path, kv_kind_name(kv_kind_of(v)));
+  if (kv_kind_of(v) != KV_NULL)
+    fail_msg("%s: got a %s, want null", path, kv_kind_name(kv_kind_of(v)));
 }
 
 static void test_scalars_fixture(void **state) {
@@ -129,7 +130,8 @@ static void test_scalars_fixture(void **state) {
     assert_int_equal(b->u.b, (i / 3) % 2 == 0);
   }
   kv *nb = at(d, "not_bools");
-  for (size_t i = 0; i < kv_len(nb); i++) assert_int_equal(kv_kind_of(kv_list_at(nb, i)), KV_STRING);
+  for (size_t i = 0; i < kv_len(nb); i++)
+    assert_int_equal(kv_kind_of(kv_list_at(nb, i)), KV_STRING);
   is_int(d, "ints/decimal", 42);
   is_int(d, "ints/negative", -17);
   is_int(d, "ints/plus", 12);
@@ -167,7 +169,8 @@ static void test_scalars_fixture(void **state) {
   is_str(d, "strings/quoted_int", "42");
   is_str(d, "strings/tagged", "42");
   is_str(d, "strings/version", "1.10.0");
-  for (size_t i = 0; i < 5; i++) assert_int_equal(kv_kind_of(kv_list_at(at(d, "nulls"), i)), KV_NULL);
+  for (size_t i = 0; i < 5; i++)
+    assert_int_equal(kv_kind_of(kv_list_at(at(d, "nulls"), i)), KV_NULL);
   is_null(d, "empty_value");
   is_int(d, "tagged/int", 16);
   is_double(d, "tagged/float", 1.0);
@@ -270,7 +273,8 @@ static void test_anchors_and_merges(void **state) {
   is_str(ml, "name", "both");
   const char *order[] = {"replicas", "image", "labels", "debug", "name"};
   assert_int_equal(kv_len(ml), 5);
-  for (size_t i = 0; i < 5; i++) assert_string_equal(kv_str(kv_map_key_at(ml, i)), order[i]);
+  for (size_t i = 0; i < 5; i++)
+    assert_string_equal(kv_str(kv_map_key_at(ml, i)), order[i]);
   kv_unref(docs);
 
   /* merges nest through anchored maps that merge themselves */
@@ -356,8 +360,7 @@ static void test_positions(void **state) {
     const kv_srcpos *q = kv_pos(at(d, want[i].path));
     if (!q) fail_msg("%s has no position", want[i].path);
     if (q->line != want[i].line || q->col != want[i].col)
-      fail_msg("%s at %u:%u, want %u:%u", want[i].path, q->line, q->col, want[i].line,
-               want[i].col);
+      fail_msg("%s at %u:%u, want %u:%u", want[i].path, q->line, q->col, want[i].line, want[i].col);
     assert_ptr_equal(q->file, p->file); /* interned once */
   }
   /* keys carry positions too */
@@ -423,11 +426,11 @@ static void test_regressions(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_scalars_fixture),    cmocka_unit_test(test_quoted_and_keys),
+      cmocka_unit_test(test_scalars_fixture),     cmocka_unit_test(test_quoted_and_keys),
       cmocka_unit_test(test_ints_beyond_64_bits), cmocka_unit_test(test_multi_document),
-      cmocka_unit_test(test_anchors_and_merges), cmocka_unit_test(test_alias_bomb),
-      cmocka_unit_test(test_depth_limit),        cmocka_unit_test(test_positions),
-      cmocka_unit_test(test_syntax_errors),      cmocka_unit_test(test_regressions),
+      cmocka_unit_test(test_anchors_and_merges),  cmocka_unit_test(test_alias_bomb),
+      cmocka_unit_test(test_depth_limit),         cmocka_unit_test(test_positions),
+      cmocka_unit_test(test_syntax_errors),       cmocka_unit_test(test_regressions),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
