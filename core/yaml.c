@@ -274,7 +274,7 @@ static kv *construct_float(const char *text, size_t n, char *why, size_t whyn) {
     for (char *tok = copy;; tok = NULL) {
       char *part = strtok_r(tok, ":", &save);
       if (!part) break;
-      double d;
+      double d = 0;
       if (!parse_decimal(part, &d)) ok = false;
       acc = acc * 60 + d;
       parts++;

@@ -108,7 +108,8 @@ kv *cel_arena_keep(cel_arena *a, kv *v) {
 void cel_arena_free(cel_arena *a) {
   struct cel_arena_block *b = a->blocks;
   if (b) {
-    for (size_t i = 0; i < b->nlits; i++) kv_unref(b->lits[i]);
+    for (size_t i = 0; i < b->nlits; i++)
+      kv_unref(b->lits[i]);
     free(b->lits);
   }
   while (b) {

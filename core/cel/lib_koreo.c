@@ -38,7 +38,8 @@ typedef struct jbuf {
 static void jb_put(jbuf *b, const char *s, size_t n) {
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + n + 1) cap *= 2;
+    while (cap < b->len + n + 1)
+      cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) kv_oom();
     b->p = p;
@@ -89,10 +90,14 @@ static uint32_t utf8_next(const char *s, size_t len, size_t *i) {
   size_t left = len - *i;
   uint32_t c = p[0];
   size_t n;
-  if (c < 0x80) n = 0;
-  else if (c >= 0xC2 && c <= 0xDF) n = 1, c &= 0x1F;
-  else if (c >= 0xE0 && c <= 0xEF) n = 2, c &= 0x0F;
-  else if (c >= 0xF0 && c <= 0xF4) n = 3, c &= 0x07;
+  if (c < 0x80)
+    n = 0;
+  else if (c >= 0xC2 && c <= 0xDF)
+    n = 1, c &= 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF)
+    n = 2, c &= 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4)
+    n = 3, c &= 0x07;
   else {
     *i += 1;
     return c;
@@ -216,7 +221,8 @@ static kv *ref_tail(const cel_call *c, kv *const *args, size_t nargs, const kv *
   if (has < 0) goto no_overload;
   if (!has) {
     kv_unref(out);
-    return cel_errorf(c, CEL_ERR_INVALID, "`external` or `name` are required to build a reference.");
+    return cel_errorf(c, CEL_ERR_INVALID,
+                      "`external` or `name` are required to build a reference.");
   }
   if (src->kind != KV_MAP) goto no_overload;
   kv *name = get_str(src, "name");
@@ -284,7 +290,8 @@ static kv *py_iter(const kv *v) {
   case KV_LIST: return kv_ref((kv *)v);
   case KV_MAP: {
     kv *l = kv_list_new(v->u.map.len);
-    for (size_t i = 0; i < v->u.map.len; i++) kv_list_push(l, kv_ref(v->u.map.keys[i]));
+    for (size_t i = 0; i < v->u.map.len; i++)
+      kv_list_push(l, kv_ref(v->u.map.keys[i]));
     return l;
   }
   case KV_STRING: {
@@ -396,7 +403,8 @@ static kv *fn_flatten(const cel_call *c, kv *const *args, size_t nargs) {
       kv_unref(outer);
       return cel_no_overload(c, args, nargs);
     }
-    for (size_t j = 0; j < inner->u.list.len; j++) kv_list_push(out, kv_ref(inner->u.list.items[j]));
+    for (size_t j = 0; j < inner->u.list.len; j++)
+      kv_list_push(out, kv_ref(inner->u.list.items[j]));
     kv_unref(inner);
   }
   kv_unref(outer);
@@ -434,10 +442,28 @@ static bool is_cased(uint32_t c) {
  * colons, modifier symbols, combining marks, format characters). */
 static bool is_case_ignorable(uint32_t c) {
   switch (c) {
-  case 0x27: case 0x2E: case 0x3A: case 0x5E: case 0x60: case 0xA8: case 0xAD: case 0xAF:
-  case 0xB4: case 0xB7: case 0xB8: case 0x387: case 0x2018: case 0x2019: case 0x2024:
-  case 0x2027: case 0xFE13: case 0xFE52: case 0xFE55: case 0xFF07: case 0xFF0E: case 0xFF1A:
-    return true;
+  case 0x27:
+  case 0x2E:
+  case 0x3A:
+  case 0x5E:
+  case 0x60:
+  case 0xA8:
+  case 0xAD:
+  case 0xAF:
+  case 0xB4:
+  case 0xB7:
+  case 0xB8:
+  case 0x387:
+  case 0x2018:
+  case 0x2019:
+  case 0x2024:
+  case 0x2027:
+  case 0xFE13:
+  case 0xFE52:
+  case 0xFE55:
+  case 0xFF07:
+  case 0xFF0E:
+  case 0xFF1A: return true;
   default: break;
   }
   return (c >= 0x2B0 && c <= 0x36F) || (c >= 0x483 && c <= 0x489) || (c >= 0x591 && c <= 0x5BD) ||
@@ -454,7 +480,8 @@ static kv *py_lower(const char *s, size_t n) {
   uint32_t *cps = malloc(cap * sizeof *cps);
   if (!cps) kv_oom();
   size_t m = 0;
-  for (size_t i = 0; i < n;) cps[m++] = utf8_next(s, n, &i);
+  for (size_t i = 0; i < n;)
+    cps[m++] = utf8_next(s, n, &i);
   jbuf b = {0};
   for (size_t i = 0; i < m; i++) {
     uint32_t c = cps[i];
@@ -463,11 +490,13 @@ static kv *py_lower(const char *s, size_t n) {
       put_utf8(&b, 0x307);
     } else if (c == 0x3A3) {
       size_t j = i;
-      while (j > 0 && is_case_ignorable(cps[j - 1])) j--;
+      while (j > 0 && is_case_ignorable(cps[j - 1]))
+        j--;
       bool final = j > 0 && is_cased(cps[j - 1]);
       if (final) {
         size_t k = i + 1;
-        while (k < m && is_case_ignorable(cps[k])) k++;
+        while (k < m && is_case_ignorable(cps[k]))
+          k++;
         final = k == m || !is_cased(cps[k]);
       }
       put_utf8(&b, final ? 0x3C2 : 0x3C3);
@@ -505,8 +534,8 @@ static kv *fn_lower(const cel_call *c, kv *const *args, size_t nargs) {
 /* Python's str.isspace() code points (strip() without characters). */
 static bool py_space(uint32_t c) {
   return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
-         c == 0x202F || c == 0x205F || c == 0x3000;
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+         c == 0x205F || c == 0x3000;
 }
 
 static bool in_set(uint32_t c, const kv *chars) {
@@ -537,7 +566,8 @@ static kv *do_strip(const cel_call *c, kv *const *args, size_t nargs, bool left)
   }
   while (hi > lo) {
     size_t st = hi - 1;
-    while (st > lo && ((unsigned char)p[st] & 0xC0) == 0x80) st--;
+    while (st > lo && ((unsigned char)p[st] & 0xC0) == 0x80)
+      st--;
     size_t i = st;
     uint32_t cp = utf8_next(p, n, &i);
     if (!in_set(cp, chars)) break;
@@ -739,8 +769,10 @@ static void json_str(jbuf *b, const char *s, size_t n) {
 }
 
 static void json_double(jbuf *b, double d) {
-  if (isnan(d)) jb_puts(b, "NaN");
-  else if (isinf(d)) jb_puts(b, d < 0 ? "-Infinity" : "Infinity");
+  if (isnan(d))
+    jb_puts(b, "NaN");
+  else if (isinf(d))
+    jb_puts(b, d < 0 ? "-Infinity" : "Infinity");
   else {
     char buf[32];
     kv_double_repr(d, buf);
@@ -802,8 +834,8 @@ static const char *json_dump(jbuf *b, const kv *v, char *msg, size_t msglen, int
     size_t n = v->u.map.len;
     for (size_t i = 0; i < n; i++) {
       const kv *k = v->u.map.keys[i];
-      if (k->kind != KV_STRING && k->kind != KV_INT && k->kind != KV_UINT &&
-          k->kind != KV_BOOL && k->kind != KV_DOUBLE && k->kind != KV_NULL) {
+      if (k->kind != KV_STRING && k->kind != KV_INT && k->kind != KV_UINT && k->kind != KV_BOOL &&
+          k->kind != KV_DOUBLE && k->kind != KV_NULL) {
         snprintf(msg, msglen, "map keys must be string, int, double, bool or null, not %s",
                  cel_type_name(k));
         return msg;
@@ -820,7 +852,8 @@ static const char *json_dump(jbuf *b, const kv *v, char *msg, size_t msglen, int
     }
     size_t *order = malloc((n ? n : 1) * sizeof *order);
     if (!order) kv_oom();
-    for (size_t i = 0; i < n; i++) order[i] = i;
+    for (size_t i = 0; i < n; i++)
+      order[i] = i;
     const kv *saved = g_sort_map;
     g_sort_map = v;
     qsort(order, n, sizeof *order, entry_cmp);
@@ -884,8 +917,8 @@ typedef struct jparse {
 } jparse;
 
 static void jp_ws(jparse *p) {
-  while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' ||
-                         p->s[p->i] == '\r'))
+  while (p->i < p->n &&
+         (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
     p->i++;
 }
 
@@ -1017,19 +1050,22 @@ static kv *jp_number(jparse *p) {
   if (p->s[p->i] == '0')
     p->i++;
   else
-    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
+    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9')
+      p->i++;
   bool is_float = false;
   if (p->i + 1 < p->n && p->s[p->i] == '.' && p->s[p->i + 1] >= '0' && p->s[p->i + 1] <= '9') {
     is_float = true;
     p->i++;
-    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
+    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9')
+      p->i++;
   }
   if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
     size_t j = p->i + 1;
     if (j < p->n && (p->s[j] == '+' || p->s[j] == '-')) j++;
     if (j < p->n && p->s[j] >= '0' && p->s[j] <= '9') {
       is_float = true;
-      while (j < p->n && p->s[j] >= '0' && p->s[j] <= '9') j++;
+      while (j < p->n && p->s[j] >= '0' && p->s[j] <= '9')
+        j++;
       p->i = j;
     }
   }
@@ -1164,8 +1200,7 @@ static kv *fn_from_json(const cel_call *c, kv *const *args, size_t nargs) {
     if (!kv_utf8_valid(p.s + p.i, p.n - p.i))
       return cel_errorf(c, CEL_ERR_INVALID, "JSON Decoding error: bytes are not valid UTF-8");
   } else if (p.n >= 3 && memcmp(p.s, "\xEF\xBB\xBF", 3) == 0) {
-    return cel_errorf(c, CEL_ERR_INVALID,
-                      "JSON Decoding error: unexpected UTF-8 byte order mark");
+    return cel_errorf(c, CEL_ERR_INVALID, "JSON Decoding error: unexpected UTF-8 byte order mark");
   }
   jp_ws(&p);
   kv *v = jp_value(&p, 0);
@@ -1189,7 +1224,8 @@ static kv *fn_b64encode(const cel_call *c, kv *const *args, size_t nargs) {
   if (e) return e;
   const kv *s = args[0];
   if (s->kind != KV_STRING)
-    return cel_errorf(c, CEL_ERR_INVALID, "Base64 Encoding error: b64encode() needs a string, not %s",
+    return cel_errorf(c, CEL_ERR_INVALID,
+                      "Base64 Encoding error: b64encode() needs a string, not %s",
                       cel_type_name(s));
   const unsigned char *p = (const unsigned char *)s->u.s.ptr;
   size_t n = s->u.s.len;
@@ -1291,7 +1327,8 @@ static kv *fn_b64decode(const cel_call *c, kv *const *args, size_t nargs) {
 
 /* ---- the table ----------------------------------------------------------- */
 
-#define KFN(name, fn) {name, CEL_FN_BOTH, 0, 255, fn}
+#define KFN(name, fn)                                                                              \
+  { name, CEL_FN_BOTH, 0, 255, fn }
 
 const cel_fn_def cel_koreo_defs[] = {
     KFN("self_ref", fn_self_ref),

@@ -38,7 +38,6 @@
  */
 #include "cel_impl.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,12 +93,12 @@ typedef enum tkind {
 
 typedef struct tok {
   tkind k;
-  uint32_t off, len; /* source span of the whole token */
-  uint64_t mag;      /* T_INT / T_UINT: magnitude */
-  bool big;          /* T_INT / T_UINT: magnitude does not fit 64 bits */
-  bool reserved;     /* T_IDENT: a reserved word (standard dialect) */
-  double d;          /* T_DOUBLE */
-  kv *v;             /* T_STRING / T_BYTES: value (kept by the arena) */
+  uint32_t off, len;   /* source span of the whole token */
+  uint64_t mag;        /* T_INT / T_UINT: magnitude */
+  bool big;            /* T_INT / T_UINT: magnitude does not fit 64 bits */
+  bool reserved;       /* T_IDENT: a reserved word (standard dialect) */
+  double d;            /* T_DOUBLE */
+  kv *v;               /* T_STRING / T_BYTES: value (kept by the arena) */
   uint32_t noff, nlen; /* T_IDENT / T_QIDENT: the name's span */
 } tok;
 
@@ -112,7 +111,7 @@ typedef struct parser {
   bool no_macros;
   unsigned ext;
   int max_depth, depth;
-  tok la;      /* one token of lookahead */
+  tok la; /* one token of lookahead */
   bool have_la;
   cel_status *st;
   bool failed;
@@ -228,7 +227,8 @@ static void buf_put(parser *p, const void *d, size_t n) {
   if (!n) return;
   if (p->blen + n > p->bcap) {
     size_t cap = p->bcap ? p->bcap : 64;
-    while (cap < p->blen + n) cap *= 2;
+    while (cap < p->blen + n)
+      cap *= 2;
     char *nb = realloc(p->buf, cap);
     if (!nb) kv_oom();
     p->buf = nb;
@@ -271,8 +271,8 @@ static void buf_cp(parser *p, uint32_t cp) {
 /* ---- lexer ------------------------------------------------------------- */
 
 static const char *const reserved_words[] = {
-    "as",     "break",     "const",  "continue", "else", "for",  "function", "if",    "import",
-    "let",    "loop",      "package", "namespace", "return", "var", "void",   "while", NULL};
+    "as",  "break", "const",   "continue",  "else",   "for", "function", "if",    "import",
+    "let", "loop",  "package", "namespace", "return", "var", "void",     "while", NULL};
 
 static bool is_ident_start(int c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
@@ -312,7 +312,8 @@ static bool decode_std(parser *p, size_t b, size_t e, bool raw, bool bytes) {
   size_t i = b;
   while (i < e) {
     size_t run = i;
-    while (run < e && p->src[run] != '\\') run++;
+    while (run < e && p->src[run] != '\\')
+      run++;
     buf_put(p, p->src + i, run - i);
     i = run;
     if (i >= e) break;
@@ -320,18 +321,42 @@ static bool decode_std(parser *p, size_t b, size_t e, bool raw, bool bytes) {
     int c = i + 1 < e ? (unsigned char)p->src[i + 1] : -1;
     uint32_t v;
     switch (c) {
-    case 'a': buf_byte(p, 7); i += 2; continue;
-    case 'b': buf_byte(p, 8); i += 2; continue;
-    case 'f': buf_byte(p, 12); i += 2; continue;
-    case 'n': buf_byte(p, 10); i += 2; continue;
-    case 'r': buf_byte(p, 13); i += 2; continue;
-    case 't': buf_byte(p, 9); i += 2; continue;
-    case 'v': buf_byte(p, 11); i += 2; continue;
+    case 'a':
+      buf_byte(p, 7);
+      i += 2;
+      continue;
+    case 'b':
+      buf_byte(p, 8);
+      i += 2;
+      continue;
+    case 'f':
+      buf_byte(p, 12);
+      i += 2;
+      continue;
+    case 'n':
+      buf_byte(p, 10);
+      i += 2;
+      continue;
+    case 'r':
+      buf_byte(p, 13);
+      i += 2;
+      continue;
+    case 't':
+      buf_byte(p, 9);
+      i += 2;
+      continue;
+    case 'v':
+      buf_byte(p, 11);
+      i += 2;
+      continue;
     case '\\':
     case '\'':
     case '"':
     case '`':
-    case '?': buf_byte(p, (unsigned)c); i += 2; continue;
+    case '?':
+      buf_byte(p, (unsigned)c);
+      i += 2;
+      continue;
     case 'x':
     case 'X':
       if (!read_hex(p, i + 2, e, 2, &v)) {
@@ -348,8 +373,8 @@ static bool decode_std(parser *p, size_t b, size_t e, bool raw, bool bytes) {
     case 'U': {
       int n = c == 'u' ? 4 : 8;
       if (bytes) {
-        fail(p, i, "invalid escape sequence \\%c: unicode escapes are not allowed in bytes literals",
-             c);
+        fail(p, i,
+             "invalid escape sequence \\%c: unicode escapes are not allowed in bytes literals", c);
         return false;
       }
       if (!read_hex(p, i + 2, e, n, &v)) {
@@ -501,9 +526,10 @@ static const char *decode_koreo(parser *p, size_t b, size_t e, bool raw, bool by
 static bool koreo_extent(parser *p, size_t b, int q, bool triple, size_t *end) {
   const char *s = p->src;
   size_t n = p->len;
-#define K_TERM(i)                                                                                 \
-  (triple ? ((i) + 2 < n && s[i] == q && s[(i) + 1] == q && s[(i) + 2] == q) : ((i) < n && s[i] == q))
-#define K_ESC2(i)                                                                                 \
+#define K_TERM(i)                                                                                  \
+  (triple ? ((i) + 2 < n && s[i] == q && s[(i) + 1] == q && s[(i) + 2] == q)                       \
+          : ((i) < n && s[i] == q))
+#define K_ESC2(i)                                                                                  \
   ((i) + 1 < n && s[i] == '\\' && (s[(i) + 1] == '\\' || s[(i) + 1] == '"' || s[(i) + 1] == '\''))
 #define K_DOT(i) ((i) < n && (triple || s[i] != '\n'))
   size_t i = b;
@@ -522,7 +548,8 @@ static bool koreo_extent(parser *p, size_t b, int q, bool triple, size_t *end) {
   memset(ok, 0, m + 2);
   for (size_t j = m; j-- > 0;) {
     size_t x = b + j;
-    ok[j] = K_TERM(x) || (K_ESC2(x) && j + 2 < m && ok[j + 2]) || (K_DOT(x) && j + 1 < m && ok[j + 1]);
+    ok[j] =
+        K_TERM(x) || (K_ESC2(x) && j + 2 < m && ok[j + 2]) || (K_DOT(x) && j + 1 < m && ok[j + 1]);
   }
   bool found = false;
   if (ok[0]) {
@@ -597,12 +624,17 @@ static void lex_string(parser *p, tok *t, size_t start, size_t q, bool raw, bool
     const char *err = decode_koreo(p, b, end, raw, bytes);
     if (err) {
       char ex[200];
-      t->v = cel_arena_keep(p->a, kv_error(CEL_ERR_INVALID, (int32_t)start,
-                                           "invalid %s literal %s: %s", what,
-                                           excerpt(s + start, stop - start, ex, sizeof ex), err));
+      t->v = cel_arena_keep(p->a,
+                            kv_error(CEL_ERR_INVALID, (int32_t)start, "invalid %s literal %s: %s",
+                                     what, excerpt(s + start, stop - start, ex, sizeof ex), err));
       return;
     }
   } else if (!decode_std(p, b, end, raw, bytes)) {
+    t->k = T_ERROR;
+    return;
+  } else if (!bytes && !kv_utf8_valid(p->buf, p->blen)) {
+    /* unreachable: the source is valid UTF-8 and escapes are scalar values */
+    fail(p, start, "Syntax error: string literal is not valid UTF-8");
     t->k = T_ERROR;
     return;
   }
@@ -635,13 +667,15 @@ static void lex_number(parser *p, tok *t) {
     return;
   }
   size_t ds = i;
-  while (is_digit(at(p, i))) i++;
+  while (is_digit(at(p, i)))
+    i++;
   size_t de = i;
   bool isfloat = false;
   if (at(p, i) == '.' && is_digit(at(p, i + 1))) {
     isfloat = true;
     i++;
-    while (is_digit(at(p, i))) i++;
+    while (is_digit(at(p, i)))
+      i++;
   } else if (p->koreo && de > ds && at(p, i) == '.') {
     /* cel-python: DIGIT+ "." DIGIT* is a float, so "1." is 1.0 */
     isfloat = true;
@@ -652,7 +686,8 @@ static void lex_number(parser *p, tok *t) {
     if (at(p, j) == '+' || at(p, j) == '-') j++;
     if (is_digit(at(p, j))) {
       isfloat = true;
-      while (is_digit(at(p, j))) j++;
+      while (is_digit(at(p, j)))
+        j++;
       i = j;
     }
   }
@@ -692,7 +727,8 @@ static void lex(parser *p, tok *t) {
                           s[p->pos] == '\r' || s[p->pos] == '\f'))
       p->pos++;
     if (p->pos + 1 < n && s[p->pos] == '/' && s[p->pos + 1] == '/') {
-      while (p->pos < n && s[p->pos] != '\n') p->pos++;
+      while (p->pos < n && s[p->pos] != '\n')
+        p->pos++;
       continue;
     }
     break;
@@ -725,7 +761,8 @@ static void lex(parser *p, tok *t) {
   }
   if (is_ident_start(c)) {
     size_t j = i + 1;
-    while (j < n && is_ident_char((unsigned char)s[j])) j++;
+    while (j < n && is_ident_char((unsigned char)s[j]))
+      j++;
     size_t l = j - i;
     t->k = T_IDENT;
     t->off = t->noff = (uint32_t)i;
@@ -1016,7 +1053,7 @@ typedef struct macro_def {
   const char *name;
   int nargs;
   cel_macro m;
-  int nvars; /* 1, 2; 0 for cel.bind */
+  int nvars;    /* 1, 2; 0 for cel.bind */
   unsigned ext; /* required extension, 0: none */
 } macro_def;
 
@@ -1315,7 +1352,8 @@ static cel_node *parse_primary(parser *p, bool *qname) {
     }
     if (t->reserved) {
       char ex[64];
-      fail(p, t->off, "reserved identifier '%s'", excerpt(p->src + t->noff, t->nlen, ex, sizeof ex));
+      fail(p, t->off, "reserved identifier '%s'",
+           excerpt(p->src + t->noff, t->nlen, ex, sizeof ex));
       return NULL;
     }
     char *name = cel_arena_alloc(p->a, t->nlen + 2);
@@ -1461,36 +1499,49 @@ static cel_node *parse_unary(parser *p) {
   return n;
 }
 
-/* One left-associative binary level: operand {op operand}. */
-typedef cel_node *(*sub_parser)(parser *p);
-static int bin_op(tkind k, int level) {
-  switch (level) {
-  case 0: return k == T_OR ? 1 : 0;
-  case 1: return k == T_AND ? 1 : 0;
-  case 2:
-    switch (k) {
-    case T_LT: return CEL_OP_LT;
-    case T_LE: return CEL_OP_LE;
-    case T_GT: return CEL_OP_GT;
-    case T_GE: return CEL_OP_GE;
-    case T_EQ: return CEL_OP_EQ;
-    case T_NE: return CEL_OP_NE;
-    case T_IN: return CEL_OP_IN;
-    default: return 0;
-    }
-  case 3: return k == T_PLUS ? CEL_OP_ADD : k == T_MINUS ? CEL_OP_SUB : 0;
-  default:
-    return k == T_STAR ? CEL_OP_MUL : k == T_SLASH ? CEL_OP_DIV : k == T_PERCENT ? CEL_OP_MOD : 0;
+/* The binary operators by precedence level (0 lowest): || && relations
+ * additive multiplicative.  Returns the level (-1: not a binary operator)
+ * and the node kind / operator. */
+static int bin_level(tkind k, cel_node_kind *kind, int *op) {
+  *kind = CN_BINARY;
+  switch (k) {
+  case T_OR:
+    *kind = CN_OR;
+    *op = CEL_OP_NONE;
+    return 0;
+  case T_AND:
+    *kind = CN_AND;
+    *op = CEL_OP_NONE;
+    return 1;
+  case T_LT: *op = CEL_OP_LT; return 2;
+  case T_LE: *op = CEL_OP_LE; return 2;
+  case T_GT: *op = CEL_OP_GT; return 2;
+  case T_GE: *op = CEL_OP_GE; return 2;
+  case T_EQ: *op = CEL_OP_EQ; return 2;
+  case T_NE: *op = CEL_OP_NE; return 2;
+  case T_IN: *op = CEL_OP_IN; return 2;
+  case T_PLUS: *op = CEL_OP_ADD; return 3;
+  case T_MINUS: *op = CEL_OP_SUB; return 3;
+  case T_STAR: *op = CEL_OP_MUL; return 4;
+  case T_SLASH: *op = CEL_OP_DIV; return 4;
+  case T_PERCENT: *op = CEL_OP_MOD; return 4;
+  default: return -1;
   }
 }
 
-static cel_node *parse_level(parser *p, int level) {
-  cel_node *a = level < 4 ? parse_level(p, level + 1) : parse_unary(p);
+/* ConditionalOr down to Multiplication by precedence climbing: every
+ * level is left-associative, so the right operand of an operator at level
+ * L is parsed at level L + 1.  One frame per parenthesised nesting keeps
+ * the stack small. */
+static cel_node *parse_binary(parser *p, int min_level) {
+  cel_node *a = parse_unary(p);
   int entered = 0;
   while (a) {
     tok *t = peek(p);
-    int op = bin_op(t->k, level);
-    if (!op) break;
+    cel_node_kind kind;
+    int op = CEL_OP_NONE;
+    int level = bin_level(t->k, &kind, &op);
+    if (level < min_level) break;
     uint32_t off = t->off;
     next(p);
     if (!enter(p, off)) {
@@ -1498,17 +1549,8 @@ static cel_node *parse_level(parser *p, int level) {
       break;
     }
     entered++;
-    cel_node *b = level < 4 ? parse_level(p, level + 1) : parse_unary(p);
-    if (!b) {
-      a = NULL;
-      break;
-    }
-    if (level == 0)
-      a = mk_bin(p, CN_OR, CEL_OP_NONE, a, b, off);
-    else if (level == 1)
-      a = mk_bin(p, CN_AND, CEL_OP_NONE, a, b, off);
-    else
-      a = mk_bin(p, CN_BINARY, op, a, b, off);
+    cel_node *b = parse_binary(p, level + 1);
+    a = b ? mk_bin(p, kind, op, a, b, off) : NULL;
   }
   p->depth -= entered;
   return a;
@@ -1517,11 +1559,11 @@ static cel_node *parse_level(parser *p, int level) {
 /* Expr = ConditionalOr ["?" ConditionalOr ":" Expr] */
 static cel_node *parse_expr(parser *p) {
   if (!enter(p, peek(p)->off)) return NULL;
-  cel_node *c = parse_level(p, 0), *res = NULL;
+  cel_node *c = parse_binary(p, 0), *res = NULL;
   if (c && peek(p)->k == T_QUEST) {
     uint32_t off = peek(p)->off;
     next(p);
-    cel_node *t = parse_level(p, 0);
+    cel_node *t = parse_binary(p, 0);
     if (t && expect(p, T_COLON, "':'")) {
       cel_node *f = parse_expr(p);
       if (f) {
@@ -1538,11 +1580,17 @@ static cel_node *parse_expr(parser *p) {
   return res;
 }
 
-/* cel_parse: see cel_impl.h.  `opts` may be NULL (standard dialect, macros
- * on, no extensions, depth 250); `st` may be NULL.  The AST and every
- * literal value belong to `arena`.  Never crashes on any input: invalid
- * UTF-8 in the source, NUL bytes outside literals, unterminated literals
- * and too deep nesting are reported as errors. */
+/* cel_parse: see cel_impl.h.  Implements the CEL language definition's
+ * "Syntax", "Lexical structure" (literals and their escapes) and "Macros"
+ * sections, with the Koreo dialect's differences described at the top of
+ * this file.  `src` is `len` bytes of UTF-8 (may contain NUL bytes inside
+ * literals); `opts` may be NULL (standard dialect, macros on, no
+ * extensions, depth 250); `st` may be NULL.  Returns the root node, owned
+ * with every node, name and literal value by `arena`; or NULL with `st`
+ * set (code CEL_ERR_PARSE, stage 1, byte offset, 1-based line and column
+ * in code points, a message saying what was expected).  Never crashes on
+ * any input: invalid UTF-8, stray bytes, unterminated literals and nesting
+ * beyond opts->max_depth are reported as errors. */
 cel_node *cel_parse(cel_arena *arena, const char *src, size_t len, const cel_parse_opts *opts,
                     cel_status *st) {
   cel_status dummy;
@@ -1594,7 +1642,8 @@ typedef struct sbuf {
 static void sb_put(sbuf *b, const char *s, size_t n) {
   if (b->n + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 128;
-    while (cap < b->n + n + 1) cap *= 2;
+    while (cap < b->n + n + 1)
+      cap *= 2;
     char *np = realloc(b->p, cap);
     if (!np) kv_oom();
     b->p = np;
@@ -1669,16 +1718,17 @@ static void dump_value(sbuf *b, const kv *v) {
 }
 
 static const char *op_name(int op) {
-  static const char *const names[] = {"?", "!", "-", "+", "-", "*", "/", "%", "==",
-                                      "!=", "<", "<=", ">", ">=", "in"};
+  static const char *const names[] = {"?",  "!",  "-", "+",  "-", "*",  "/", "%",
+                                      "==", "!=", "<", "<=", ">", ">=", "in"};
   return op >= 0 && op <= CEL_OP_IN ? names[op] : "?";
 }
 
 static const char *macro_name(int m) {
   static const char *const names[] = {
-      "all",  "exists", "exists_one",    "map",    "map_filter",
-      "filter", "bind", "all2",          "exists2", "exists_one2",
-      "transform_list", "transform_list_if", "transform_map", "transform_map_if"};
+      "all",           "exists",          "exists_one",     "map",
+      "map_filter",    "filter",          "bind",           "all2",
+      "exists2",       "exists_one2",     "transform_list", "transform_list_if",
+      "transform_map", "transform_map_if"};
   return m >= 0 && m <= CEL_M_TRANSFORM_MAP_IF ? names[m] : "?";
 }
 

@@ -32,7 +32,8 @@ typedef struct sbuf {
 static void sb_put(sbuf *b, const char *s, size_t n) {
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + n + 1) cap *= 2;
+    while (cap < b->len + n + 1)
+      cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) kv_oom();
     b->p = p;
@@ -183,8 +184,10 @@ bool koreo_numeric_string(const char *s, size_t len) {
   }
   if (ok) {
     size_t lo = 0, hi = n;
-    while (lo < hi && strchr(" \t\n\v\f\r", t[lo])) lo++;
-    while (hi > lo && strchr(" \t\n\v\f\r", t[hi - 1])) hi--;
+    while (lo < hi && strchr(" \t\n\v\f\r", t[lo]))
+      lo++;
+    while (hi > lo && strchr(" \t\n\v\f\r", t[hi - 1]))
+      hi--;
     size_t p = lo;
     if (p < hi && (t[p] == '+' || t[p] == '-')) p++;
     if (word_ieq(t + p, hi - p, "inf") || word_ieq(t + p, hi - p, "infinity") ||
@@ -236,7 +239,8 @@ static bool encode_string(sbuf *b, const char *s, size_t n) {
     sb_puts(b, "\"\"");
   } else if (s[0] == '=') {
     size_t i = 0;
-    while (i < n && s[i] == '=') i++;
+    while (i < n && s[i] == '=')
+      i++;
     sb_put(b, s + i, n - i);
   } else if (memchr(s, '\n', n)) {
     sb_puts(b, "r\"\"\"");
@@ -347,42 +351,131 @@ static bool ident_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-/* The sub-expression text around byte `off` of `src`, for messages: the
- * member path it belongs to (`inputs.a.b`), else a short window of the
- * line.  Written into buf (n bytes), UTF-8 boundaries respected. */
+/* Scan one operand term backwards from just before `e` (exclusive):
+ * identifiers, numbers, dots, quoted strings and balanced (), [], {}. */
+static size_t term_back(const char *src, size_t e) {
+  size_t s = e;
+  while (s > 0 && (src[s - 1] == ' ' || src[s - 1] == '\t'))
+    s--;
+  size_t stop = s;
+  while (s > 0) {
+    char c = src[s - 1];
+    if (ident_char(c) || c == '.') {
+      s--;
+    } else if (c == ')' || c == ']' || c == '}') {
+      int depth = 0;
+      size_t i = s;
+      while (i > 0) {
+        char d = src[i - 1];
+        if (d == ')' || d == ']' || d == '}') depth++;
+        if (d == '(' || d == '[' || d == '{') depth--;
+        i--;
+        if (depth == 0) break;
+      }
+      if (depth != 0) break;
+      s = i;
+    } else if (c == '"' || c == '\'') {
+      size_t i = s - 1;
+      while (i > 0 && src[i - 1] != c)
+        i--;
+      if (i == 0) break;
+      s = i - 1;
+    } else {
+      break;
+    }
+  }
+  if (s < stop && s > 0 && (src[s - 1] == '-' || src[s - 1] == '!')) {
+    /* a unary prefix: at the start or after an operator, '(' or ',' */
+    size_t p = s - 1;
+    while (p > 0 && (src[p - 1] == ' ' || src[p - 1] == '\t'))
+      p--;
+    if (p == 0 || strchr("+-*/%<>=!&|?:([{,", src[p - 1])) s--;
+  }
+  return s < stop ? s : stop;
+}
+
+/* Scan one operand term forwards from `s`. */
+static size_t term_fwd(const char *src, size_t len, size_t s) {
+  while (s < len && (src[s] == ' ' || src[s] == '\t'))
+    s++;
+  size_t e = s;
+  if (e < len && (src[e] == '-' || src[e] == '!')) e++; /* unary prefix */
+  while (e < len) {
+    char c = src[e];
+    if (ident_char(c) || c == '.') {
+      e++;
+    } else if (c == '(' || c == '[' || c == '{') {
+      int depth = 0;
+      size_t i = e;
+      while (i < len) {
+        char d = src[i];
+        if (d == '(' || d == '[' || d == '{') depth++;
+        if (d == ')' || d == ']' || d == '}') depth--;
+        i++;
+        if (depth == 0) break;
+      }
+      if (depth != 0) break;
+      e = i;
+    } else if (c == '"' || c == '\'') {
+      const char *q = memchr(src + e + 1, c, len - e - 1);
+      if (!q) break;
+      e = (size_t)(q - src) + 1;
+    } else {
+      break;
+    }
+  }
+  return e;
+}
+
+/* The sub-expression text at byte `off` of `src`, for messages: the member
+ * path or call it belongs to (`inputs.a.b`), or for an operator its two
+ * operands (`inputs.n + 1.5`).  Written into buf (n bytes), shortened
+ * with "..." when long, UTF-8 boundaries respected. */
 static void snippet(const char *src, size_t off, char *buf, size_t n) {
   size_t len = strlen(src);
   buf[0] = 0;
-  if (off > len) return;
-  size_t s = off, e = off;
-  while (s > 0 && (ident_char(src[s - 1]) || src[s - 1] == '.')) s--;
-  if (e < len && src[e] == '.') e++;
-  while (e < len && ident_char(src[e])) e++;
-  while (s < e && src[s] == '.') s++;
-  if (e <= s) {
-    /* not a path: a window of the line around the offset */
-    s = off > 16 ? off - 16 : 0;
-    e = off + 16 < len ? off + 16 : len;
-    for (size_t i = off; i > s; i--)
-      if (src[i - 1] == '\n') {
-        s = i;
-        break;
-      }
-    for (size_t i = off; i < e; i++)
-      if (src[i] == '\n' || src[i] == '\r') {
-        e = i;
-        break;
-      }
-    while (s < off && ((unsigned char)src[s] & 0xC0) == 0x80) s++;
-    while (e > off && e < len && ((unsigned char)src[e] & 0xC0) == 0x80) e--;
-    while (s < e && (src[s] == ' ' || src[s] == '\t')) s++;
-    while (e > s && (src[e - 1] == ' ' || src[e - 1] == '\t')) e--;
+  if (off >= len) return;
+  size_t s, e;
+  if (ident_char(src[off]) || src[off] == '.' || src[off] == '(') {
+    s = off;
+    while (s > 0 && (ident_char(src[s - 1]) || src[s - 1] == '.'))
+      s--;
+    e = off;
+    if (src[e] == '.') e++;
+    while (e < len && ident_char(src[e]))
+      e++;
+    while (s < e && src[s] == '.')
+      s++;
+  } else if (strchr("+-*/%<>=!&|?", src[off])) {
+    e = off;
+    while (e < len && strchr("+-*/%<>=!&|?", src[e]))
+      e++;
+    s = term_back(src, off);
+    e = term_fwd(src, len, e);
+  } else if (src[off] == '[' || src[off] == '{') {
+    s = term_back(src, off);
+    e = term_fwd(src, len, off);
+  } else {
+    s = off;
+    e = term_fwd(src, len, off);
   }
+  while (s < e && (src[s] == ' ' || src[s] == '\t' || src[s] == '\n'))
+    s++;
+  while (e > s && (src[e - 1] == ' ' || src[e - 1] == '\t' || src[e - 1] == '\n'))
+    e--;
   size_t m = e - s;
-  if (m >= n) m = n - 1;
-  while (m > 0 && ((unsigned char)src[s + m] & 0xC0) == 0x80 && s + m < len) m--;
+  bool cut = false;
+  if (m + 1 > n) {
+    m = n > 4 ? n - 4 : 0;
+    cut = true;
+  }
+  while (m > 0 && s + m < len && ((unsigned char)src[s + m] & 0xC0) == 0x80)
+    m--;
   memcpy(buf, src + s, m);
   buf[m] = 0;
+  for (size_t i = 0; i < m; i++)
+    if (buf[i] == '\n' || buf[i] == '\r') buf[i] = ' ';
+  if (cut) strcat(buf, "...");
 }
 
 static void eval_error(koreo_error *err, const koreo_expr *e, const cel_status *st) {
@@ -422,8 +515,7 @@ static kv *overlay_index(const kv *spec, kv *leaves) {
   return idx;
 }
 
-char *koreo_encode_shape(const kv *spec, koreo_shape shape, size_t *len, char *err,
-                         size_t errlen) {
+char *koreo_encode_shape(const kv *spec, koreo_shape shape, size_t *len, char *err, size_t errlen) {
   size_t n = 0;
   char *src;
   if (shape == KOREO_SHAPE_OVERLAY && spec->kind == KV_MAP) {
@@ -605,7 +697,8 @@ static kv *base64_text(const unsigned char *p, size_t n) {
     if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
     if (i + 2 < n) v |= p[i + 2];
     char q[4] = {B64_ALPHABET[(v >> 18) & 63], B64_ALPHABET[(v >> 12) & 63],
-                 i + 1 < n ? B64_ALPHABET[(v >> 6) & 63] : '=', i + 2 < n ? B64_ALPHABET[v & 63] : '='};
+                 i + 1 < n ? B64_ALPHABET[(v >> 6) & 63] : '=',
+                 i + 2 < n ? B64_ALPHABET[v & 63] : '='};
     sb_put(&b, q, 4);
   }
   return kv_string_take(b.p, b.len);
@@ -682,13 +775,12 @@ kv *koreo_to_native(const kv *v) {
   case KV_UINT: return v->u.u <= INT64_MAX ? kv_int((int64_t)v->u.u) : kv_ref((kv *)v);
   case KV_BYTES: return base64_text((const unsigned char *)v->u.s.ptr, v->u.s.len);
   case KV_TIMESTAMP: return timestamp_text(v);
-  case KV_DURATION:
-    snprintf(buf, sizeof buf, "%" PRId64 "s", v->u.t.sec);
-    return kv_cstring(buf);
+  case KV_DURATION: snprintf(buf, sizeof buf, "%" PRId64 "s", v->u.t.sec); return kv_cstring(buf);
   case KV_TYPE: return kv_string(v->u.s.ptr, v->u.s.len);
   case KV_LIST: {
     kv *l = kv_list_new(v->u.list.len);
-    for (size_t i = 0; i < v->u.list.len; i++) kv_list_push(l, koreo_to_native(v->u.list.items[i]));
+    for (size_t i = 0; i < v->u.list.len; i++)
+      kv_list_push(l, koreo_to_native(v->u.list.items[i]));
     return l;
   }
   case KV_MAP: {

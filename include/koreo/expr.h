@@ -99,8 +99,7 @@ char *koreo_encode(const kv *spec, size_t *len, char *err, size_t errlen);
  * not checked (a non-map overlay spec is encoded as a single leaf).
  * Returns a malloc'ed string or NULL with `err` filled, like
  * koreo_encode. */
-char *koreo_encode_shape(const kv *spec, koreo_shape shape, size_t *len, char *err,
-                         size_t errlen);
+char *koreo_encode_shape(const kv *spec, koreo_shape shape, size_t *len, char *err, size_t errlen);
 
 /* Prepare `spec` in `shape` (spec 2.2) for the environment `env` (made
  * with cel_env_new_koreo).  `location` (copied; NULL means "expression")

@@ -128,8 +128,10 @@ static void check_encoding(const kv *tc, const koreo_expr *e, outcome *o) {
     if (!src || strcmp(src, kv_str(enc)) != 0)
       snprintf(o->mismatch, sizeof o->mismatch, "encoded: expected '%s', got '%s'", kv_str(enc),
                src ? src : "(no program)");
-  } else if (src && e) {
-    snprintf(o->mismatch, sizeof o->mismatch, "encoded: expected no program, got '%s'", src);
+  } else if (src) {
+    const kv *np = kv_map_get_str(tc, "no_program");
+    if (np && np->kind == KV_BOOL && np->u.b)
+      snprintf(o->mismatch, sizeof o->mismatch, "encoded: expected no program, got '%s'", src);
   }
   const kv *idx = kv_map_get_str(tc, "overlay_index");
   if (idx && !o->mismatch[0]) {
@@ -162,38 +164,73 @@ static void run_value_function(const cel_env *env, const kv *spec, const kv *bin
   const kv *return_spec = kv_map_get_str(spec, "return");
   const kv *pre = kv_map_get_str(spec, "preconditions");
   const char *bad = NULL;
-  if (locals_spec && locals_spec->kind != KV_MAP) bad = "spec.locals must be a map";
-  else if (return_spec && return_spec->kind != KV_MAP) bad = "spec.return must be a map";
-  else if (!pre && !return_spec) bad = "spec must have `preconditions` or `return`";
-  else if (pre) bad = "spec.preconditions are not supported by this runner";
+  if (locals_spec && locals_spec->kind != KV_MAP)
+    bad = "spec.locals must be a map";
+  else if (return_spec && return_spec->kind != KV_MAP)
+    bad = "spec.return must be a map";
+  else if (pre && pre->kind != KV_LIST)
+    bad = "spec.preconditions must be a list";
+  else if (!pre && !return_spec)
+    bad = "spec must have `preconditions` or `return`";
   if (bad) {
     o->stage = KOREO_STAGE_PREPARE;
     snprintf(o->message, sizeof o->message, "%s: %s", location, bad);
     return;
   }
+  snprintf(loc, sizeof loc, "%s:spec.preconditions", location);
+  koreo_expr *pred = koreo_expr_prepare(env, pre, KOREO_SHAPE_PREDICATES, loc, &err);
+  if (!pred) {
+    fail_with(o, &err);
+    return;
+  }
   snprintf(loc, sizeof loc, "%s:spec.locals", location);
   koreo_expr *locals = koreo_expr_prepare(env, locals_spec, KOREO_SHAPE_MAP, loc, &err);
   if (!locals) {
+    koreo_expr_free(pred);
     fail_with(o, &err);
     return;
   }
   snprintf(loc, sizeof loc, "%s:spec.return", location);
   koreo_expr *ret = koreo_expr_prepare(env, return_spec, KOREO_SHAPE_OVERLAY, loc, &err);
   if (!ret) {
+    koreo_expr_free(pred);
     koreo_expr_free(locals);
     fail_with(o, &err);
     return;
   }
   const kv *inputs = binding(bindings, "inputs");
   const kv *base = binding(bindings, "resource");
+  kv *vars = kv_map_new(3);
+  kv_map_set_str(vars, "inputs", inputs ? kv_ref((kv *)inputs) : kv_null());
+  if (base && koreo_truthy(base)) kv_map_set_str(vars, "resource", kv_ref((kv *)base));
+  /* preconditions (spec 2.8): the first predicate whose assert is false
+   * decides; `ok` continues, any other outcome is not a value */
+  kv *failed = koreo_expr_eval(pred, vars, &err);
+  if (!failed) {
+    kv_unref(vars);
+    fail_with(o, &err);
+    goto out;
+  }
+  if (failed->kind == KV_LIST && failed->u.list.len > 0) {
+    const kv *first = failed->u.list.items[0];
+    const kv *ok = first->kind == KV_MAP ? kv_map_get_str(first, "ok") : NULL;
+    if (!ok || ok->kind != KV_MAP) {
+      char *j = json_of(first);
+      o->stage = KOREO_STAGE_EVAL;
+      snprintf(o->message, sizeof o->message, "%s:spec.preconditions: not Ok: %s", location, j);
+      free(j);
+      kv_unref(failed);
+      kv_unref(vars);
+      goto out;
+    }
+  }
+  kv_unref(failed);
   if (koreo_expr_is_empty(ret)) { /* no return: locals are not evaluated */
+    kv_unref(vars);
     o->stage = KOREO_STAGE_NONE;
     o->value = kv_null();
     goto out;
   }
-  kv *vars = kv_map_new(3);
-  kv_map_set_str(vars, "inputs", inputs ? kv_ref((kv *)inputs) : kv_null());
-  if (base && koreo_truthy(base)) kv_map_set_str(vars, "resource", kv_ref((kv *)base));
   kv *lv = koreo_expr_eval(locals, vars, &err);
   kv_unref(vars);
   if (!lv) {
@@ -209,9 +246,12 @@ static void run_value_function(const cel_env *env, const kv *spec, const kv *bin
   kv_map_set_str(vars, "locals", lv);
   o->value = koreo_expr_eval_overlay(ret, base, vars, &err);
   kv_unref(vars);
-  if (!o->value) fail_with(o, &err);
-  else o->stage = KOREO_STAGE_NONE;
+  if (!o->value)
+    fail_with(o, &err);
+  else
+    o->stage = KOREO_STAGE_NONE;
 out:
+  koreo_expr_free(pred);
   koreo_expr_free(locals);
   koreo_expr_free(ret);
 }
@@ -225,9 +265,12 @@ static bool run_case(const cel_env *env, const kv *tc, outcome *o) {
   if (!mode || !spec) return false;
   koreo_error err;
   koreo_shape shape;
-  if (!strcmp(mode, "expression")) shape = KOREO_SHAPE_EXPRESSION;
-  else if (!strcmp(mode, "map")) shape = KOREO_SHAPE_MAP;
-  else if (!strcmp(mode, "overlay")) shape = KOREO_SHAPE_OVERLAY;
+  if (!strcmp(mode, "expression"))
+    shape = KOREO_SHAPE_EXPRESSION;
+  else if (!strcmp(mode, "map"))
+    shape = KOREO_SHAPE_MAP;
+  else if (!strcmp(mode, "overlay"))
+    shape = KOREO_SHAPE_OVERLAY;
   else if (!strcmp(mode, "value_function")) {
     run_value_function(env, spec, bindings, location ? location : "ValueFunction", o);
     return true;
@@ -254,10 +297,18 @@ static bool run_case(const cel_env *env, const kv *tc, outcome *o) {
     o->value = koreo_expr_eval_overlay(e, binding(bindings, "resource"), bindings, &err);
   else
     o->value = koreo_expr_eval(e, bindings, &err);
-  if (!o->value) fail_with(o, &err);
-  else o->stage = KOREO_STAGE_NONE;
+  if (!o->value)
+    fail_with(o, &err);
+  else
+    o->stage = KOREO_STAGE_NONE;
   koreo_expr_free(e);
   return true;
+}
+
+/* Keep a report on one line: control characters become spaces. */
+static void one_line(char *s) {
+  for (; *s; s++)
+    if (*s == '\n' || *s == '\r' || *s == '\t') *s = ' ';
 }
 
 static const char *stage_name(int stage) {
@@ -270,15 +321,19 @@ int main(int argc, char **argv) {
   int nfiles = 0;
   const char **files = calloc((size_t)argc, sizeof *files);
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--cel-wins") && i + 1 < argc) wins_path = argv[++i];
-    else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-    else if (!strcmp(argv[i], "-v")) verbose = true;
+    if (!strcmp(argv[i], "--cel-wins") && i + 1 < argc)
+      wins_path = argv[++i];
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+      only = argv[++i];
+    else if (!strcmp(argv[i], "-v"))
+      verbose = true;
     else if (argv[i][0] == '-') {
       fprintf(stderr, "usage: koreo-expr-conformance [--cel-wins FILE] [--only TEXT] [-v] "
                       "FILE.jsonl...\n");
       free(files);
       return 2;
-    } else files[nfiles++] = argv[i];
+    } else
+      files[nfiles++] = argv[i];
   }
   if (nfiles == 0) {
     fprintf(stderr, "usage: koreo-expr-conformance [--cel-wins FILE] [--only TEXT] [-v] "
@@ -393,7 +448,9 @@ int main(int argc, char **argv) {
         if (n > 400) n = 400;
         want = malloc(n);
         snprintf(want, n, "%s error (%s)", stage_name(want_stage),
-                 cel_error ? cel_error : msg ? msg : "uncaught exception");
+                 cel_error ? cel_error
+                 : msg     ? msg
+                           : "uncaught exception");
         pass = o.stage == want_stage;
         if (o.stage == KOREO_STAGE_NONE) {
           got = typed_json(o.value);
@@ -420,7 +477,9 @@ int main(int argc, char **argv) {
         npass++;
       } else {
         nfail++;
-        printf("FAIL %s\n  expected: %s\n  got:      %s\n", id, want, got);
+        one_line(want);
+        one_line(got);
+        printf("FAIL %s: expected %s; got %s\n", id, want, got);
       }
       free(want);
       free(got);

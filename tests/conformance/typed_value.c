@@ -54,7 +54,8 @@ static int b64_val(char c) {
 
 /* Strict decode: length multiple of 4 (or unpadded), only alphabet chars. */
 static unsigned char *b64_decode(const char *s, size_t n, size_t *outlen) {
-  while (n > 0 && s[n - 1] == '=') n--;
+  while (n > 0 && s[n - 1] == '=')
+    n--;
   if (n % 4 == 1) return NULL;
   unsigned char *o = malloc(n / 4 * 3 + 3);
   if (!o) kv_oom();
@@ -127,7 +128,8 @@ static bool fraction(const char **p, int32_t *nsec) {
     (*p)++;
   }
   if (n == 0) return false;
-  for (; n < 9; n++) v *= 10;
+  for (; n < 9; n++)
+    v *= 10;
   *nsec = v;
   return true;
 }
@@ -135,8 +137,7 @@ static bool fraction(const char **p, int32_t *nsec) {
 static bool parse_rfc3339(const char *s, int64_t *sec, int32_t *nsec, int32_t *off) {
   const char *p = s;
   int Y, M, D, h, mi, se;
-  if (!digits(&p, 4, &Y) || *p++ != '-' || !digits(&p, 2, &M) || *p++ != '-' ||
-      !digits(&p, 2, &D))
+  if (!digits(&p, 4, &Y) || *p++ != '-' || !digits(&p, 2, &M) || *p++ != '-' || !digits(&p, 2, &D))
     return false;
   if (*p != 'T' && *p != 't') return false;
   p++;
@@ -192,7 +193,8 @@ static void put_fraction(char *buf, size_t n, int32_t ns) {
   char f[16];
   snprintf(f, sizeof f, ".%09d", (int)ns);
   size_t l = strlen(f);
-  while (l > 1 && f[l - 1] == '0') l--;
+  while (l > 1 && f[l - 1] == '0')
+    l--;
   f[l] = 0;
   snprintf(buf, n, "%s", f);
 }
@@ -394,7 +396,8 @@ kv *kv_to_typed_value(const kv *v) {
   }
   case KV_LIST: {
     kv *l = kv_list_new(v->u.list.len);
-    for (size_t i = 0; i < v->u.list.len; i++) kv_list_push(l, kv_to_typed_value(v->u.list.items[i]));
+    for (size_t i = 0; i < v->u.list.len; i++)
+      kv_list_push(l, kv_to_typed_value(v->u.list.items[i]));
     return one("list", l);
   }
   case KV_MAP: {

@@ -81,8 +81,8 @@ static void check_err_n(const char *src, size_t len, const cel_parse_opts *o, co
     fail();
   }
   if (eline && (st.line != eline || st.col != ecol)) {
-    print_error("line %d: %s: error at %u:%u, want %u:%u (%s)\n", line, src, st.line, st.col,
-                eline, ecol, st.msg);
+    print_error("line %d: %s: error at %u:%u, want %u:%u (%s)\n", line, src, st.line, st.col, eline,
+                ecol, st.msg);
     fail();
   }
 }
@@ -242,7 +242,8 @@ static void test_strings(void **state) {
   DUMP("'''a''b'''", "(lit \"a''b\")");
   DUMP("\"\"\"x\"y\"\"\"", "(lit \"x\\\"y\")");
   DUMP("'''line1\nline2'''", "(lit \"line1\\nline2\")");
-  DUMP("'\\a\\b\\f\\n\\r\\t\\v\\\\\\'\\\"\\`\\?'", "(lit \"\\x07\\x08\\x0C\\n\\r\\t\\x0B\\\\'\\\"`?\")");
+  DUMP("'\\a\\b\\f\\n\\r\\t\\v\\\\\\'\\\"\\`\\?'",
+       "(lit \"\\x07\\x08\\x0C\\n\\r\\t\\x0B\\\\'\\\"`?\")");
   DUMP("'\\x41\\X42\\x4a\\x4B'", "(lit \"ABJK\")");
   DUMP("'\\xff'", "(lit \"\xC3\xBF\")"); /* \x is a code point in strings */
   DUMP("'\\000\\012\\177\\377'", "(lit \"\\x00\\n\\x7F\xC3\xBF\")");
@@ -298,7 +299,7 @@ static void test_bytes(void **state) {
 /* Koreo: cel-python's escape expansion (celstr/celbytes). */
 static void test_koreo_strings(void **state) {
   (void)state;
-  KDUMP("'\\q'", "(lit \"\\\\q\")");    /* unknown escapes keep the backslash */
+  KDUMP("'\\q'", "(lit \"\\\\q\")"); /* unknown escapes keep the backslash */
   KDUMP("\"^\\d+$\"", "(lit \"^\\\\d+$\")");
   KDUMP("'a\\?b\\`'", "(lit \"a\\\\?b\\\\`\")");
   KDUMP("'\\X41'", "(lit \"\\\\X41\")");
@@ -379,10 +380,9 @@ static void test_identifiers(void **state) {
 
 static void test_reserved_words(void **state) {
   (void)state;
-  static const char *const words[] = {"as",       "break",  "const",     "continue", "else",
-                                      "for",      "function", "if",      "import",   "let",
-                                      "loop",     "package", "namespace", "return",  "var",
-                                      "void",     "while",  NULL};
+  static const char *const words[] = {
+      "as",  "break", "const",   "continue",  "else",   "for", "function", "if",    "import",
+      "let", "loop",  "package", "namespace", "return", "var", "void",     "while", NULL};
   for (const char *const *w = words; *w; w++) {
     char src[128], want[256], msg[64];
     snprintf(src, sizeof src, "%s", *w);
@@ -548,8 +548,8 @@ static void test_macros(void **state) {
   ODUMP(&c2, "l.transformList(i, v)", "(mcall (ident l) transformList (ident i) (ident v))");
   ODUMP(&c2, "l.all(x, p)", "(macro all x (ident l) (ident p))");
   OERR(&c2, "l.all(k, k, p)", "duplicate variable name 'k' in all()", 1, 10);
-  OERR(&c2, "l.transformMap(k, v.w, t)", "iteration variable of transformMap() must be a simple",
-       1, 20);
+  OERR(&c2, "l.transformMap(k, v.w, t)", "iteration variable of transformMap() must be a simple", 1,
+       20);
   /* cel.bind needs CEL_EXT_BINDINGS and the receiver `cel` */
   DUMP("cel.bind(x, 1, x)", "(mcall (ident cel) bind (ident x) (lit 1) (ident x))");
   ODUMP(&bind, "cel.bind(x, 1, x + 1)", "(macro bind x (lit 1) (+ (ident x) (lit 1)))");
@@ -579,7 +579,7 @@ static void test_macro_fields(void **state) {
   assert_string_equal(n->u.macro.var, "x");
   assert_null(n->u.macro.var2);
   assert_int_equal(n->u.macro.range->kind, CN_IDENT);
-  assert_int_equal(n->u.macro.e2->u.bin.op, CEL_OP_GT); /* filter */
+  assert_int_equal(n->u.macro.e2->u.bin.op, CEL_OP_GT);  /* filter */
   assert_int_equal(n->u.macro.e1->u.bin.op, CEL_OP_MUL); /* transform */
   assert_int_equal(n->offset, 5);
   src = "cel.bind(v, [1], v.size())";
@@ -657,7 +657,8 @@ static void test_depth_limit(void **state) {
   const char *opens[] = {"(", "[", "f(", "!", "-", "{1:"};
   for (size_t k = 0; k < sizeof opens / sizeof *opens; k++) {
     size_t o = 0, l = strlen(opens[k]);
-    for (size_t i = 0; i < n / l; i++) memcpy(s + o, opens[k], l), o += l;
+    for (size_t i = 0; i < n / l; i++)
+      memcpy(s + o, opens[k], l), o += l;
     s[o++] = 'x';
     check_err_n(s, o, &STD, "expression nested too deeply (more than 250 levels)", 0, 0, __LINE__);
     check_err_n(s, o, &KOREO, "expression nested too deeply", 0, 0, __LINE__);
@@ -667,19 +668,24 @@ static void test_depth_limit(void **state) {
   for (size_t k = 0; k < sizeof ops / sizeof *ops; k++) {
     size_t o = 0, l = strlen(ops[k]);
     s[o++] = 'x';
-    for (size_t i = 0; i < n / l; i++) memcpy(s + o, ops[k], l), o += l;
+    for (size_t i = 0; i < n / l; i++)
+      memcpy(s + o, ops[k], l), o += l;
     check_err_n(s, o, &STD, "expression nested too deeply", 0, 0, __LINE__);
   }
   /* the conformance nesting (32 parens, 24 ternaries, 32 ors) is fine */
   size_t o = 0;
-  for (int i = 0; i < 32; i++) s[o++] = '(';
+  for (int i = 0; i < 32; i++)
+    s[o++] = '(';
   s[o++] = '7';
-  for (int i = 0; i < 32; i++) s[o++] = ')';
+  for (int i = 0; i < 32; i++)
+    s[o++] = ')';
   check_dump_n(s, o, &STD, "(lit 7)", __LINE__);
   /* and a nesting of 200 too */
   o = 0;
-  for (int i = 0; i < 200; i++) s[o++] = '[';
-  for (int i = 0; i < 200; i++) s[o++] = ']';
+  for (int i = 0; i < 200; i++)
+    s[o++] = '[';
+  for (int i = 0; i < 200; i++)
+    s[o++] = ']';
   cel_status st;
   char *d = pdump_n(s, o, &STD, &st);
   assert_non_null(d);
@@ -706,20 +712,20 @@ static void test_offsets(void **state) {
   assert_int_equal(plus->kind, CN_BINARY);
   assert_int_equal(plus->offset, 4);
   assert_int_equal(plus->u.bin.a->kind, CN_SELECT);
-  assert_int_equal(plus->u.bin.a->offset, 1);                 /* '.' */
+  assert_int_equal(plus->u.bin.a->offset, 1);                   /* '.' */
   assert_int_equal(plus->u.bin.a->u.select.operand->offset, 0); /* a */
   const cel_node *mul = plus->u.bin.b;
   assert_int_equal(mul->offset, 14);
   assert_int_equal(mul->u.bin.a->kind, CN_INDEX);
-  assert_int_equal(mul->u.bin.a->offset, 10);           /* '[' */
-  assert_int_equal(mul->u.bin.a->u.bin.a->offset, 7);   /* '(' of f( */
+  assert_int_equal(mul->u.bin.a->offset, 10);         /* '[' */
+  assert_int_equal(mul->u.bin.a->u.bin.a->offset, 7); /* '(' of f( */
   assert_int_equal(mul->u.bin.a->u.bin.a->u.call.fn_slot, -1);
   assert_int_equal(mul->u.bin.b->kind, CN_UNARY);
   assert_int_equal(mul->u.bin.b->offset, 16);
   assert_int_equal(n->u.cond.t->offset, 21);
   const cel_node *map = n->u.cond.f;
   assert_int_equal(map->kind, CN_MAP);
-  assert_int_equal(map->offset, 28); /* bytes: 'é' is 2 */
+  assert_int_equal(map->offset, 28);                /* bytes: 'é' is 2 */
   assert_int_equal(map->u.map.vals[0]->offset, 35); /* '(' of c.m( */
   cel_arena_free(&a);
 }
@@ -745,7 +751,8 @@ static void test_arena(void **state) {
     unsigned char *p = cel_arena_alloc(&a, n);
     assert_non_null(p);
     assert_int_equal((uintptr_t)p % 16, 0);
-    for (size_t k = 0; k < n; k++) assert_int_equal(p[k], 0);
+    for (size_t k = 0; k < n; k++)
+      assert_int_equal(p[k], 0);
     memset(p, 0xAB, n);
   }
   char *s = cel_arena_strndup(&a, "hello world", 5);
@@ -755,7 +762,8 @@ static void test_arena(void **state) {
   /* kept values are released by cel_arena_free (ASan reports a leak if not) */
   kv *v = cel_arena_keep(&a, kv_cstring("kept"));
   assert_string_equal(kv_str(v), "kept");
-  for (int i = 0; i < 100; i++) cel_arena_keep(&a, kv_int(i));
+  for (int i = 0; i < 100; i++)
+    cel_arena_keep(&a, kv_int(i));
   assert_null(cel_arena_keep(&a, NULL));
   cel_arena_free(&a);
   assert_null(a.blocks);
@@ -774,42 +782,18 @@ static void test_fuzz_regressions(void **state) {
     size_t n;
   } inputs[] = {
 #define IN(x) {x, sizeof(x) - 1}
-      IN("\"\"\""),
-      IN("'''"),
-      IN("'''''"),
-      IN("r'''\\"),
-      IN("\"\\"),
-      IN("'\\"),
-      IN("\"\"\"\\\""),
-      IN("b"),
-      IN("br"),
-      IN("bR'"),
-      IN("'\\x"),
-      IN("'\\u"),
-      IN("'\\U0010"),
-      IN("'\\0"),
-      IN("'\\01"),
-      IN("."),
-      IN(".."),
-      IN("a.`"),
-      IN("`"),
-      IN("0x"),
-      IN("0xu"),
-      IN("1e+"),
-      IN("1."),
-      IN("\0"),
-      IN("'\0"),
-      IN("'\\\0'"),
-      IN("\"\"\"\\\"\"\"\\\"\"\"\\"),
-      IN("a[?"),
-      IN("{?"),
-      IN("has("),
-      IN("x.all("),
-      IN("x.all(y,"),
-      IN("cel.bind(a,b,"),
-      IN("-"),
-      IN("--"),
-      IN("A{a:"),
+      IN("\"\"\""),     IN("'''"),      IN("'''''"),
+      IN("r'''\\"),     IN("\"\\"),     IN("'\\"),
+      IN("\"\"\"\\\""), IN("b"),        IN("br"),
+      IN("bR'"),        IN("'\\x"),     IN("'\\u"),
+      IN("'\\U0010"),   IN("'\\0"),     IN("'\\01"),
+      IN("."),          IN(".."),       IN("a.`"),
+      IN("`"),          IN("0x"),       IN("0xu"),
+      IN("1e+"),        IN("1."),       IN("\0"),
+      IN("'\0"),        IN("'\\\0'"),   IN("\"\"\"\\\"\"\"\\\"\"\"\\"),
+      IN("a[?"),        IN("{?"),       IN("has("),
+      IN("x.all("),     IN("x.all(y,"), IN("cel.bind(a,b,"),
+      IN("-"),          IN("--"),       IN("A{a:"),
       IN("A{a:1,"),
 #undef IN
   };
@@ -862,7 +846,8 @@ static void jv_free(jv *v) {
 }
 
 static void j_ws(const char **p) {
-  while (**p == ' ' || **p == '\t' || **p == '\n' || **p == '\r') (*p)++;
+  while (**p == ' ' || **p == '\t' || **p == '\n' || **p == '\r')
+    (*p)++;
 }
 
 static void j_utf8(char **o, uint32_t cp) {
@@ -980,7 +965,8 @@ static jv *j_value(const char **p) {
   } else {
     v->t = 'n';
     const char *s = *p;
-    while (**p && strchr("+-0123456789.eE", **p)) (*p)++;
+    while (**p && strchr("+-0123456789.eE", **p))
+      (*p)++;
     v->s = strndup(s, (size_t)(*p - s));
   }
   return v;
@@ -1061,8 +1047,8 @@ static void cel_case(const jv *c, void *vctx) {
   ctx->checked++;
   if (!d) {
     ctx->failures++;
-    print_error("CEL corpus %s: %s\n  does not parse: %u:%u %s\n", id->s, expr->s, st.line,
-                st.col, st.msg);
+    print_error("CEL corpus %s: %s\n  does not parse: %u:%u %s\n", id->s, expr->s, st.line, st.col,
+                st.msg);
   }
   free(d);
 }
@@ -1099,8 +1085,8 @@ static void test_corpus_cel(void **state) {
     files++;
   }
   closedir(dh);
-  print_message("CEL corpus: %zu files, %zu expressions, %zu failed to parse\n", files,
-                ctx.checked, ctx.failures);
+  print_message("CEL corpus: %zu files, %zu expressions, %zu failed to parse\n", files, ctx.checked,
+                ctx.failures);
   assert_true(files >= 20);
   assert_true(ctx.checked >= 1000);
   assert_int_equal(ctx.failures, 0);
@@ -1165,7 +1151,8 @@ static void test_corpus_koreo(void **state) {
   print_message("Koreo corpus: %zu encoded expressions (%zu must parse, %zu must fail), %zu "
                 "mismatches\n",
                 ctx.checked, koreo_must_parse, koreo_must_fail, ctx.failures);
-  for (size_t i = 0; i < ctx.nwins; i++) free(ctx.wins[i]);
+  for (size_t i = 0; i < ctx.nwins; i++)
+    free(ctx.wins[i]);
   free(ctx.wins);
   assert_true(ctx.checked >= 600);
   assert_true(koreo_must_fail >= 15);
