@@ -23,6 +23,9 @@ struct cel_arena {
 };
 void *cel_arena_alloc(cel_arena *a, size_t n); /* zeroed, 16-aligned */
 char *cel_arena_strndup(cel_arena *a, const char *s, size_t n);
+/* The arena takes over one reference to `v` (dropped by cel_arena_free)
+ * and returns `v`; NULL passes through. */
+kv *cel_arena_keep(cel_arena *a, kv *v);
 void cel_arena_free(cel_arena *a);
 
 /* ---- AST ----------------------------------------------------------------
@@ -81,6 +84,9 @@ typedef enum cel_macro {
   CEL_M_TRANSFORM_LIST_IF,  /* range.transformList(var, var2, e2 /filter/, e1) */
   CEL_M_TRANSFORM_MAP,      /* range.transformMap(var, var2, e1) */
   CEL_M_TRANSFORM_MAP_IF,   /* range.transformMap(var, var2, e2 /filter/, e1) */
+  /* Koreo dialect only: cel-python's range.reduce(var /acc/, var2 /elem/,
+   * e2 /init/, e1), a left fold. */
+  CEL_M_REDUCE,
 } cel_macro;
 
 typedef struct cel_node cel_node;

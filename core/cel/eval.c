@@ -1048,6 +1048,25 @@ static kv *eval_call(eval_ctx *c, const cel_node *n) {
   return r;
 }
 
+/* range.reduce(acc, x, init, e): a left fold (Koreo dialect). Takes
+ * ownership of `range`. */
+static kv *eval_reduce(eval_ctx *c, const cel_node *n, kv *range) {
+  cel_call cc = mkcall(c, n, "reduce");
+  kv *items = c->ops->iter_range(&cc, n->u.macro.macro, range);
+  kv_unref(range);
+  if (items->kind == KV_ERROR) return items;
+  kv *acc = eval(c, n->u.macro.e2);
+  for (size_t i = 0; i < kv_len(items) && acc->kind != KV_ERROR; i++) {
+    push_local(c, n->u.macro.var, acc, true);
+    push_local(c, n->u.macro.var2, kv_list_at(items, i), false);
+    acc = eval(c, n->u.macro.e1);
+    pop_local(c);
+    pop_local(c);
+  }
+  kv_unref(items);
+  return acc;
+}
+
 static kv *eval_macro(eval_ctx *c, const cel_node *n) {
   int m = n->u.macro.macro;
   cel_call cc = mkcall(c, n, NULL);
@@ -1060,6 +1079,7 @@ static kv *eval_macro(eval_ctx *c, const cel_node *n) {
   }
   kv *range = eval(c, n->u.macro.range);
   if (range->kind == KV_ERROR) return range;
+  if (m == CEL_M_REDUCE) return eval_reduce(c, n, range);
   bool two = m >= CEL_M_ALL2;
   kv *items;
   if (two) {

@@ -43,9 +43,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Implemented in arena.c: the arena takes over one reference to `v`
- * (released by cel_arena_free) and returns `v`. */
-kv *cel_arena_keep(cel_arena *a, kv *v);
 
 #define DEFAULT_MAX_DEPTH 250
 
@@ -1055,26 +1052,28 @@ typedef struct macro_def {
   cel_macro m;
   int nvars;    /* 1, 2; 0 for cel.bind */
   unsigned ext; /* required extension, 0: none */
+  bool koreo;   /* Koreo dialect only */
 } macro_def;
 
 static const macro_def member_macros[] = {
-    {"all", 2, CEL_M_ALL, 1, 0},
-    {"exists", 2, CEL_M_EXISTS, 1, 0},
-    {"exists_one", 2, CEL_M_EXISTS_ONE, 1, 0},
-    {"existsOne", 2, CEL_M_EXISTS_ONE, 1, CEL_EXT_COMPREHENSIONS2},
-    {"map", 2, CEL_M_MAP, 1, 0},
-    {"map", 3, CEL_M_MAP_FILTER, 1, 0},
-    {"filter", 2, CEL_M_FILTER, 1, 0},
-    {"all", 3, CEL_M_ALL2, 2, CEL_EXT_COMPREHENSIONS2},
-    {"exists", 3, CEL_M_EXISTS2, 2, CEL_EXT_COMPREHENSIONS2},
-    {"exists_one", 3, CEL_M_EXISTS_ONE2, 2, CEL_EXT_COMPREHENSIONS2},
-    {"existsOne", 3, CEL_M_EXISTS_ONE2, 2, CEL_EXT_COMPREHENSIONS2},
-    {"transformList", 3, CEL_M_TRANSFORM_LIST, 2, CEL_EXT_COMPREHENSIONS2},
-    {"transformList", 4, CEL_M_TRANSFORM_LIST_IF, 2, CEL_EXT_COMPREHENSIONS2},
-    {"transformMap", 3, CEL_M_TRANSFORM_MAP, 2, CEL_EXT_COMPREHENSIONS2},
-    {"transformMap", 4, CEL_M_TRANSFORM_MAP_IF, 2, CEL_EXT_COMPREHENSIONS2},
-    {"bind", 3, CEL_M_BIND, 0, CEL_EXT_BINDINGS},
-    {NULL, 0, 0, 0, 0},
+    {"all", 2, CEL_M_ALL, 1, 0, false},
+    {"exists", 2, CEL_M_EXISTS, 1, 0, false},
+    {"exists_one", 2, CEL_M_EXISTS_ONE, 1, 0, false},
+    {"existsOne", 2, CEL_M_EXISTS_ONE, 1, CEL_EXT_COMPREHENSIONS2, false},
+    {"map", 2, CEL_M_MAP, 1, 0, false},
+    {"map", 3, CEL_M_MAP_FILTER, 1, 0, false},
+    {"filter", 2, CEL_M_FILTER, 1, 0, false},
+    {"all", 3, CEL_M_ALL2, 2, CEL_EXT_COMPREHENSIONS2, false},
+    {"exists", 3, CEL_M_EXISTS2, 2, CEL_EXT_COMPREHENSIONS2, false},
+    {"exists_one", 3, CEL_M_EXISTS_ONE2, 2, CEL_EXT_COMPREHENSIONS2, false},
+    {"existsOne", 3, CEL_M_EXISTS_ONE2, 2, CEL_EXT_COMPREHENSIONS2, false},
+    {"transformList", 3, CEL_M_TRANSFORM_LIST, 2, CEL_EXT_COMPREHENSIONS2, false},
+    {"transformList", 4, CEL_M_TRANSFORM_LIST_IF, 2, CEL_EXT_COMPREHENSIONS2, false},
+    {"transformMap", 3, CEL_M_TRANSFORM_MAP, 2, CEL_EXT_COMPREHENSIONS2, false},
+    {"transformMap", 4, CEL_M_TRANSFORM_MAP_IF, 2, CEL_EXT_COMPREHENSIONS2, false},
+    {"bind", 3, CEL_M_BIND, 0, CEL_EXT_BINDINGS, false},
+    {"reduce", 4, CEL_M_REDUCE, 2, 0, true},
+    {NULL, 0, 0, 0, 0, false},
 };
 
 /* Build a call node, or the macro it stands for (CEL "Macros"). */
@@ -1098,7 +1097,8 @@ static cel_node *make_call(parser *p, cel_node *target, const char *name, nvec *
     if (target) {
       const macro_def *d = member_macros;
       for (; d->name; d++)
-        if (d->nargs == (int)nargs && !strcmp(d->name, name) && (!d->ext || (p->ext & d->ext)))
+        if (d->nargs == (int)nargs && !strcmp(d->name, name) && (!d->ext || (p->ext & d->ext)) &&
+            (!d->koreo || p->koreo))
           break;
       if (d->name && d->m == CEL_M_BIND &&
           !(target->kind == CN_IDENT && !strcmp(target->u.ident.name, "cel")))
@@ -1145,6 +1145,7 @@ static cel_node *make_call(parser *p, cel_node *target, const char *name, nvec *
           break;
         case CEL_M_TRANSFORM_LIST_IF:
         case CEL_M_TRANSFORM_MAP_IF:
+        case CEL_M_REDUCE:
           n->u.macro.var2 = a[1]->u.ident.name;
           n->u.macro.range = target;
           n->u.macro.e2 = a[2];
@@ -1728,8 +1729,8 @@ static const char *macro_name(int m) {
       "all",           "exists",          "exists_one",     "map",
       "map_filter",    "filter",          "bind",           "all2",
       "exists2",       "exists_one2",     "transform_list", "transform_list_if",
-      "transform_map", "transform_map_if"};
-  return m >= 0 && m <= CEL_M_TRANSFORM_MAP_IF ? names[m] : "?";
+      "transform_map", "transform_map_if", "reduce"};
+  return m >= 0 && m <= CEL_M_REDUCE ? names[m] : "?";
 }
 
 static void dump(sbuf *b, const cel_node *n) {

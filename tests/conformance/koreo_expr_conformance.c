@@ -4,7 +4,8 @@
  * (shared/conformance/koreo-expressions/, format and the compatibility
  * rule in its README.md).
  *
- *   koreo-expr-conformance [--cel-wins FILE] [--only TEXT] [-v] FILE.jsonl...
+ *   koreo-expr-conformance [--cel-wins FILE] [--skip FILE] [--only TEXT] [-v]
+ *                          FILE.jsonl...
  *
  * For every case: prepare `spec` in the case's mode (expression, map,
  * overlay, value_function) with the koreo/expr.h API in the Koreo CEL
@@ -20,7 +21,8 @@
  * Prints one line per failing case (id, expected, got) and ends with
  * "N passed, N failed, N skipped".  --only runs the cases whose id
  * contains TEXT; -v also prints our error message for passing error
- * cases.  Exit status 1 when any case failed, 2 on usage/IO errors.
+ * cases.  --skip names a file of ids to skip, one "id<TAB>reason" a line
+ * (# comments allowed); nothing else is ever skipped.  Exit status 1 when any case failed, 2 on usage/IO errors.
  */
 #include "koreo/cel.h"
 #include "koreo/expr.h"
@@ -316,19 +318,21 @@ static const char *stage_name(int stage) {
 }
 
 int main(int argc, char **argv) {
-  const char *wins_path = NULL, *only = NULL;
+  const char *wins_path = NULL, *only = NULL, *skip_path = NULL;
   bool verbose = false;
   int nfiles = 0;
   const char **files = calloc((size_t)argc, sizeof *files);
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--cel-wins") && i + 1 < argc)
       wins_path = argv[++i];
+    else if (!strcmp(argv[i], "--skip") && i + 1 < argc)
+      skip_path = argv[++i];
     else if (!strcmp(argv[i], "--only") && i + 1 < argc)
       only = argv[++i];
     else if (!strcmp(argv[i], "-v"))
       verbose = true;
     else if (argv[i][0] == '-') {
-      fprintf(stderr, "usage: koreo-expr-conformance [--cel-wins FILE] [--only TEXT] [-v] "
+      fprintf(stderr, "usage: koreo-expr-conformance [--cel-wins FILE] [--skip FILE] [--only TEXT] [-v] "
                       "FILE.jsonl...\n");
       free(files);
       return 2;
@@ -336,7 +340,7 @@ int main(int argc, char **argv) {
       files[nfiles++] = argv[i];
   }
   if (nfiles == 0) {
-    fprintf(stderr, "usage: koreo-expr-conformance [--cel-wins FILE] [--only TEXT] [-v] "
+    fprintf(stderr, "usage: koreo-expr-conformance [--cel-wins FILE] [--skip FILE] [--only TEXT] [-v] "
                     "FILE.jsonl...\n");
     free(files);
     return 2;
@@ -374,6 +378,34 @@ int main(int argc, char **argv) {
     }
   }
 
+  kv *skips = kv_map_new(4);
+  if (skip_path) {
+    FILE *f = fopen(skip_path, "r");
+    if (!f) {
+      fprintf(stderr, "koreo-expr-conformance: cannot open %s\n", skip_path);
+      kv_unref(skips);
+      kv_unref(wins);
+      free(files);
+      return 2;
+    }
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+      if (line[0] == '#' || line[0] == '\n') continue;
+      char *tab = strchr(line, '\t');
+      if (!tab || tab[1] == '\n' || !tab[1]) {
+        fprintf(stderr, "koreo-expr-conformance: %s: a skip needs a reason: %s", skip_path, line);
+        fclose(f);
+        kv_unref(skips);
+        kv_unref(wins);
+        free(files);
+        return 2;
+      }
+      *tab = 0;
+      kv_map_set_str(skips, line, kv_bool(true));
+    }
+    fclose(f);
+  }
+
   cel_env *env = cel_env_new_koreo();
   size_t npass = 0, nfail = 0, nskip = 0;
   for (int fi = 0; fi < nfiles; fi++) {
@@ -381,6 +413,7 @@ int main(int argc, char **argv) {
     if (!cases) {
       cel_env_free(env);
       kv_unref(wins);
+      kv_unref(skips);
       free(files);
       return 2;
     }
@@ -389,11 +422,15 @@ int main(int argc, char **argv) {
       const char *id = str_field(tc, "id");
       if (!id) id = "(no id)";
       if (only && !strstr(id, only)) continue;
+      if (kv_map_get_str(skips, id)) {
+        nskip++;
+        continue;
+      }
       const kv *expected = kv_map_get_str(tc, "expected");
       outcome o;
       if (!expected || expected->kind != KV_MAP || !run_case(env, tc, &o)) {
-        printf("SKIP %s: unknown mode or malformed case\n", id);
-        nskip++;
+        printf("FAIL %s: unknown mode or malformed case\n", id);
+        nfail++;
         continue;
       }
       bool pass = false;
@@ -405,8 +442,8 @@ int main(int argc, char **argv) {
         char terr[256];
         kv *want_v = typed_value_to_kv(exp_typed, terr, sizeof terr);
         if (!want_v) {
-          printf("SKIP %s: %s\n", id, terr);
-          nskip++;
+          printf("FAIL %s: bad expected value: %s\n", id, terr);
+          nfail++;
           kv_unref(o.value);
           continue;
         }
@@ -489,6 +526,7 @@ int main(int argc, char **argv) {
   }
   cel_env_free(env);
   kv_unref(wins);
+  kv_unref(skips);
   free(files);
   printf("%zu passed, %zu failed, %zu skipped\n", npass, nfail, nskip);
   return nfail ? 1 : 0;
