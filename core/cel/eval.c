@@ -810,11 +810,23 @@ static bool resolve(compile_ctx *cc, cel_node *n) {
     if (n->u.call.fn_slot >= 0) return true;
     uint8_t style = n->u.call.target ? CEL_FN_MEMBER : CEL_FN_GLOBAL;
     n->u.call.fn_slot = find_fn(env, n->u.call.name, style);
-    if (n->u.call.fn_slot < 0 && !env->ops->late_unknown_functions && !env->no_check) {
-      /* known under the other style? then it's an overload error at runtime */
-      if (find_fn(env, n->u.call.name, CEL_FN_BOTH) >= 0) return true;
+    if (env->ops->late_unknown_functions || env->no_check) return true;
+    if (n->u.call.fn_slot < 0) {
+      int other = find_fn(env, n->u.call.name, CEL_FN_BOTH);
+      if (other >= 0)
+        return compile_fail(cc, n->offset, CEL_ERR_CHECK, "function '%s' cannot be called %s",
+                            n->u.call.name,
+                            n->u.call.target ? "as a method (x.f())" : "as a global (f(x))");
       return compile_fail(cc, n->offset, CEL_ERR_CHECK, "undeclared reference to function '%s'",
                           n->u.call.name);
+    }
+    {
+      const fn_entry *f = &env->fns[n->u.call.fn_slot];
+      size_t argc = n->u.call.nargs + (n->u.call.target ? 1 : 0);
+      if (argc < f->min || (f->max != 255 && argc > f->max))
+        return compile_fail(cc, n->offset, CEL_ERR_CHECK,
+                            "no matching overload for '%s' with %zu argument%s", n->u.call.name,
+                            n->u.call.nargs, n->u.call.nargs == 1 ? "" : "s");
     }
     return true;
   }

@@ -144,6 +144,9 @@ static void test_compile_errors(void **state) {
   expect_error("1 +", NULL, 1, CEL_ERR_PARSE, 1, 4, NULL);
   expect_error("(1 + 2", NULL, 1, CEL_ERR_PARSE, 0, 0, NULL);
   expect_error("no_such_function(1)", NULL, 1, CEL_ERR_CHECK, 1, 17, "no_such_function");
+  expect_error("size('a', 'b')", NULL, 1, CEL_ERR_CHECK, 1, 5, "2 arguments");
+  expect_error("'a'.int()", NULL, 1, CEL_ERR_CHECK, 1, 8, "as a method");
+  expect_error("'abc'.contains()", NULL, 1, CEL_ERR_CHECK, 0, 0, "0 arguments");
   /* declared variables make unknown names compile errors */
   cel_env *e = cel_env_new_standard(0);
   cel_env_declare(e, "x");
