@@ -12,7 +12,7 @@ if [ "$FUZZ_SECONDS" != 0 ]; then
   CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKOREO_FUZZ=ON \
     -DKOREO_SHARED_DIR="$SHARED" >/dev/null
   cmake --build build-fuzz -j"$JOBS" --target fuzz_json fuzz_yaml fuzz_cel
-  tests/fuzz/run.sh build-fuzz "$FUZZ_SECONDS" "$SHARED"
+  tests/fuzz/run.sh "$FUZZ_SECONDS" build-fuzz
 fi
 
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKOREO_SANITIZE=ON \
