@@ -123,7 +123,8 @@ int main(int argc, char **argv) {
       long iters = 0;
       double t0 = now_ns(), t;
       do {
-        for (int j = 0; j < 256; j++) kv_unref(cel_eval(p, bindings, &st));
+        for (int j = 0; j < 256; j++)
+          kv_unref(cel_eval(p, bindings, &st));
         iters += 256;
         t = now_ns();
       } while (t - t0 < min_ms * 1e6);

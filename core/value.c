@@ -171,7 +171,8 @@ static uint64_t key_hash(const kv *k) {
 
 static void map_index_build(kv *m) {
   size_t n = m->u.map.len, cap = 16;
-  while (cap < n * 2) cap <<= 1;
+  while (cap < n * 2)
+    cap <<= 1;
   kv_map_index *ix = m->u.map.index;
   if (!ix) {
     ix = calloc(1, sizeof *ix);
@@ -185,7 +186,8 @@ static void map_index_build(kv *m) {
   ix->mask = cap - 1;
   for (size_t i = 0; i < n; i++) {
     size_t h = key_hash(m->u.map.keys[i]) & ix->mask;
-    while (ix->slots[h]) h = (h + 1) & ix->mask;
+    while (ix->slots[h])
+      h = (h + 1) & ix->mask;
     ix->slots[h] = (uint32_t)(i + 1);
   }
 }
@@ -231,8 +233,7 @@ bool kv_key_equal(const kv *a, const kv *b) {
   if (a->kind != b->kind) return false;
   switch (a->kind) {
   case KV_STRING:
-  case KV_BYTES:
-    return a->u.s.len == b->u.s.len && memcmp(a->u.s.ptr, b->u.s.ptr, a->u.s.len) == 0;
+  case KV_BYTES: return a->u.s.len == b->u.s.len && memcmp(a->u.s.ptr, b->u.s.ptr, a->u.s.len) == 0;
   case KV_BOOL: return a->u.b == b->u.b;
   case KV_NULL: return true;
   default: return false;
@@ -303,7 +304,8 @@ void kv_map_set(kv *m, kv *key, kv *val) {
       map_index_build(m);
     } else {
       size_t h = key_hash(key) & ix->mask;
-      while (ix->slots[h]) h = (h + 1) & ix->mask;
+      while (ix->slots[h])
+        h = (h + 1) & ix->mask;
       ix->slots[h] = (uint32_t)(n + 1);
     }
   } else if (m->u.map.len > KV_MAP_LINEAR) {
@@ -311,9 +313,7 @@ void kv_map_set(kv *m, kv *key, kv *val) {
   }
 }
 
-void kv_map_set_str(kv *map, const char *key, kv *val) {
-  kv_map_set(map, kv_cstring(key), val);
-}
+void kv_map_set_str(kv *map, const char *key, kv *val) { kv_map_set(map, kv_cstring(key), val); }
 
 void kv_set_pos(kv *v, const char *file, uint32_t line, uint32_t col) {
   if (v->refs < 0) return;
@@ -356,7 +356,8 @@ void kv_unref(kv *v) {
   case KV_BYTES:
   case KV_TYPE: free(v->u.s.ptr); break;
   case KV_LIST:
-    for (size_t i = 0; i < v->u.list.len; i++) kv_unref(v->u.list.items[i]);
+    for (size_t i = 0; i < v->u.list.len; i++)
+      kv_unref(v->u.list.items[i]);
     free(v->u.list.items);
     break;
   case KV_MAP:
@@ -391,8 +392,7 @@ bool kv_equal_strict(const kv *a, const kv *b, bool ordered) {
     return a->u.d == b->u.d && signbit(a->u.d) == signbit(b->u.d);
   case KV_STRING:
   case KV_BYTES:
-  case KV_TYPE:
-    return a->u.s.len == b->u.s.len && memcmp(a->u.s.ptr, b->u.s.ptr, a->u.s.len) == 0;
+  case KV_TYPE: return a->u.s.len == b->u.s.len && memcmp(a->u.s.ptr, b->u.s.ptr, a->u.s.len) == 0;
   case KV_TIMESTAMP:
   case KV_DURATION: return a->u.t.sec == b->u.t.sec && a->u.t.nsec == b->u.t.nsec;
   case KV_LIST:
@@ -427,13 +427,14 @@ bool kv_equal_strict(const kv *a, const kv *b, bool ordered) {
 }
 
 const char *kv_kind_name(kv_kind k) {
-  static const char *names[] = {"null",   "bool",  "int",  "uint",     "double",
-                                "string", "bytes", "list", "map",      "timestamp",
-                                "duration", "type", "error"};
+  static const char *names[] = {"null",     "bool",  "int",  "uint", "double",
+                                "string",   "bytes", "list", "map",  "timestamp",
+                                "duration", "type",  "error"};
   return (unsigned)k < sizeof names / sizeof *names ? names[k] : "?";
 }
 
 bool kv_utf8_valid(const char *s, size_t len) {
+  if (len == 0) return true;
   const unsigned char *p = (const unsigned char *)s, *e = p + len;
   while (p < e) {
     unsigned c = *p;
@@ -497,28 +498,34 @@ int kv_double_repr(double d, char buf[32]) {
   for (; *p && *p != 'e'; p++)
     if (*p >= '0' && *p <= '9') digits[nd++] = *p;
   int exp10 = atoi(p + 1);
-  while (nd > 1 && digits[nd - 1] == '0') nd--;
+  while (nd > 1 && digits[nd - 1] == '0')
+    nd--;
   char *o = buf;
   if (neg) *o++ = '-';
   if (exp10 >= -5 + 1 && exp10 < 16) {
     if (exp10 >= 0) {
-      for (int i = 0; i <= exp10; i++) *o++ = i < nd ? digits[i] : '0';
+      for (int i = 0; i <= exp10; i++)
+        *o++ = i < nd ? digits[i] : '0';
       *o++ = '.';
       if (nd > exp10 + 1)
-        for (int i = exp10 + 1; i < nd; i++) *o++ = digits[i];
+        for (int i = exp10 + 1; i < nd; i++)
+          *o++ = digits[i];
       else
         *o++ = '0';
     } else {
       *o++ = '0';
       *o++ = '.';
-      for (int i = 0; i < -exp10 - 1; i++) *o++ = '0';
-      for (int i = 0; i < nd; i++) *o++ = digits[i];
+      for (int i = 0; i < -exp10 - 1; i++)
+        *o++ = '0';
+      for (int i = 0; i < nd; i++)
+        *o++ = digits[i];
     }
   } else {
     *o++ = digits[0];
     if (nd > 1) {
       *o++ = '.';
-      for (int i = 1; i < nd; i++) *o++ = digits[i];
+      for (int i = 1; i < nd; i++)
+        *o++ = digits[i];
     }
     o += snprintf(o, 8, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
   }

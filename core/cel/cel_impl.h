@@ -33,21 +33,21 @@ void cel_arena_free(cel_arena *a);
  * that names it (the operator, the '.', the '(' of a call, the literal),
  * used for error positions. */
 typedef enum cel_node_kind {
-  CN_LIT,         /* u.lit: a constant value (owned; freed with the program) */
-  CN_IDENT,       /* u.ident.name */
-  CN_SELECT,      /* u.select.operand . u.select.field */
-  CN_INDEX,       /* u.bin.a [ u.bin.b ] */
-  CN_CALL,        /* u.call: global call when target == NULL, else member call */
-  CN_UNARY,       /* u.un.op (CEL_OP_NOT / CEL_OP_NEG) applied to u.un.a */
-  CN_BINARY,      /* u.bin.op applied to u.bin.a, u.bin.b */
-  CN_AND,         /* u.bin.a && u.bin.b */
-  CN_OR,          /* u.bin.a || u.bin.b */
-  CN_COND,        /* u.cond.c ? u.cond.t : u.cond.f */
-  CN_LIST,        /* [u.list.elems...] */
-  CN_MAP,         /* {u.map.keys[i]: u.map.vals[i], ...} */
-  CN_STRUCT,      /* Name{field: value, ...}: u.strct (message construction) */
-  CN_MACRO,       /* u.macro: all/exists/exists_one/map/filter, cel.bind ... */
-  CN_HAS,         /* has(u.has.arg): standard CEL requires arg to be CN_SELECT */
+  CN_LIT,    /* u.lit: a constant value (owned; freed with the program) */
+  CN_IDENT,  /* u.ident.name */
+  CN_SELECT, /* u.select.operand . u.select.field */
+  CN_INDEX,  /* u.bin.a [ u.bin.b ] */
+  CN_CALL,   /* u.call: global call when target == NULL, else member call */
+  CN_UNARY,  /* u.un.op (CEL_OP_NOT / CEL_OP_NEG) applied to u.un.a */
+  CN_BINARY, /* u.bin.op applied to u.bin.a, u.bin.b */
+  CN_AND,    /* u.bin.a && u.bin.b */
+  CN_OR,     /* u.bin.a || u.bin.b */
+  CN_COND,   /* u.cond.c ? u.cond.t : u.cond.f */
+  CN_LIST,   /* [u.list.elems...] */
+  CN_MAP,    /* {u.map.keys[i]: u.map.vals[i], ...} */
+  CN_STRUCT, /* Name{field: value, ...}: u.strct (message construction) */
+  CN_MACRO,  /* u.macro: all/exists/exists_one/map/filter, cel.bind ... */
+  CN_HAS,    /* has(u.has.arg): standard CEL requires arg to be CN_SELECT */
 } cel_node_kind;
 
 typedef enum cel_op {
@@ -80,10 +80,10 @@ typedef enum cel_macro {
   CEL_M_ALL2,
   CEL_M_EXISTS2,
   CEL_M_EXISTS_ONE2,
-  CEL_M_TRANSFORM_LIST,     /* range.transformList(var, var2, e1) */
-  CEL_M_TRANSFORM_LIST_IF,  /* range.transformList(var, var2, e2 /filter/, e1) */
-  CEL_M_TRANSFORM_MAP,      /* range.transformMap(var, var2, e1) */
-  CEL_M_TRANSFORM_MAP_IF,   /* range.transformMap(var, var2, e2 /filter/, e1) */
+  CEL_M_TRANSFORM_LIST,    /* range.transformList(var, var2, e1) */
+  CEL_M_TRANSFORM_LIST_IF, /* range.transformList(var, var2, e2 /filter/, e1) */
+  CEL_M_TRANSFORM_MAP,     /* range.transformMap(var, var2, e1) */
+  CEL_M_TRANSFORM_MAP_IF,  /* range.transformMap(var, var2, e2 /filter/, e1) */
   /* Koreo dialect only: cel-python's range.reduce(var /acc/, var2 /elem/,
    * e2 /init/, e1), a left fold. */
   CEL_M_REDUCE,
@@ -150,7 +150,7 @@ struct cel_node {
 typedef struct cel_parse_opts {
   cel_dialect dialect;
   bool disable_macros;
-  unsigned ext; /* CEL_EXT_*: enables cel.bind, two-variable macros, ... */
+  unsigned ext;  /* CEL_EXT_*: enables cel.bind, two-variable macros, ... */
   int max_depth; /* nesting limit (0: default 250) */
 } cel_parse_opts;
 
@@ -171,15 +171,15 @@ char *cel_ast_dump(const cel_node *n);
  * cel_no_overload.  For a member call `x.f(a)`, args[0] is `x`. */
 typedef struct cel_call {
   const cel_env *env;
-  uint32_t where; /* source offset of the call, for errors */
+  uint32_t where;   /* source offset of the call, for errors */
   const char *name; /* the function name as called */
 } cel_call;
 
 typedef kv *(*cel_fn)(const cel_call *c, kv *const *args, size_t nargs);
 
 enum {
-  CEL_FN_GLOBAL = 1,    /* callable as f(x, ...) */
-  CEL_FN_MEMBER = 2,    /* callable as x.f(...) */
+  CEL_FN_GLOBAL = 1, /* callable as f(x, ...) */
+  CEL_FN_MEMBER = 2, /* callable as x.f(...) */
   CEL_FN_BOTH = 3,
   CEL_FN_NONSTRICT = 4, /* receives error arguments too */
 };

@@ -25,6 +25,10 @@
  * set only on values the dialect itself allocated. */
 enum {
   KV_FLAG_PY_PLAIN = 1u << 0,
+  /* An error raised as an exception rather than returned as a value
+   * (cel-python: a failure inside a map/filter/exists_one/reduce body):
+   * no operator, has() or comparison absorbs it. */
+  KV_FLAG_RAISED = 1u << 1,
 };
 
 typedef struct cel_dialect_ops {
@@ -63,6 +67,9 @@ typedef struct cel_dialect_ops {
   bool has_means_no_error;
   /* Unknown functions fail at evaluation, not at compile time. */
   bool late_unknown_functions;
+  /* Errors in the bodies of map/filter/exists_one/reduce are raised
+   * (KV_FLAG_RAISED) instead of returned. */
+  bool macro_body_errors_raise;
 } cel_dialect_ops;
 
 extern const cel_dialect_ops cel_std_ops;

@@ -123,7 +123,7 @@ static double fval(const kv *v) {
 /* Raised failures (Python exceptions that escape cel-python) are never
  * absorbed by an operator. */
 static bool is_raised(const kv *v) {
-  return v->kind == KV_ERROR && v->u.err.code == CEL_ERR_UNKNOWN;
+  return v->kind == KV_ERROR && (v->u.err.code == CEL_ERR_UNKNOWN || (v->flags & KV_FLAG_RAISED));
 }
 
 static kv *mark_plain(kv *v) {
@@ -1072,6 +1072,7 @@ static const char *macro_name(int m) {
   case CEL_M_MAP:
   case CEL_M_MAP_FILTER: return "map";
   case CEL_M_FILTER: return "filter";
+  case CEL_M_REDUCE: return "reduce";
   default: return "macro";
   }
 }
@@ -1250,6 +1251,10 @@ static kv *koreo_finish(kv *v) {
   return e;
 }
 
+/* The Koreo dialect's operator table (dialect.h), used by every
+ * environment made with cel_env_new_koreo().  Semantics: cel-python 0.3.0
+ * under the compatibility rule (README of the koreo-expressions corpus,
+ * quirks 9-22); docs/koreo-dialect.md lists each difference. */
 const cel_dialect_ops cel_koreo_ops = {
     .binary = koreo_binary,
     .unary = koreo_unary,
@@ -1264,6 +1269,7 @@ const cel_dialect_ops cel_koreo_ops = {
     .finish = koreo_finish,
     .has_means_no_error = true,
     .late_unknown_functions = true,
+    .macro_body_errors_raise = true,
 };
 
 /* ---- Python str() and repr() --------------------------------------------------------- */
@@ -2092,6 +2098,10 @@ static kv *fn_min(const cel_call *c, kv *const *args, size_t nargs) {
   return best;
 }
 
+/* Koreo's replacements for standard functions, registered after the
+ * standard library so that they win.  Every function can also be called
+ * as a method, as in cel-python; arguments are borrowed, results are new
+ * references (errors as KV_ERROR values with CEL wording). */
 const cel_fn_def cel_koreo_dialect_defs[] = {
     {"type", CEL_FN_BOTH, 1, 1, fn_type},
     {"min", CEL_FN_MEMBER | CEL_FN_NONSTRICT, 1, 255, fn_min},

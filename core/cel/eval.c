@@ -55,8 +55,8 @@ void cel_env_add_functions(cel_env *env, const cel_fn_def *defs, size_t n) {
       env->fns = realloc(env->fns, env->capfns * sizeof *env->fns);
       if (!env->fns) kv_oom();
     }
-    env->fns[env->nfns++] = (fn_entry){d->name, (uint8_t)(d->style), d->min_args, d->max_args,
-                                       d->fn};
+    env->fns[env->nfns++] =
+        (fn_entry){d->name, (uint8_t)(d->style), d->min_args, d->max_args, d->fn};
   }
 }
 
@@ -89,7 +89,8 @@ cel_env *cel_env_new_koreo(void) {
 
 void cel_env_free(cel_env *env) {
   if (!env) return;
-  for (size_t i = 0; i < env->ndecl; i++) free(env->decl[i]);
+  for (size_t i = 0; i < env->ndecl; i++)
+    free(env->decl[i]);
   free(env->decl);
   free(env->fns);
   free(env->container);
@@ -367,8 +368,10 @@ static kv *std_arith(const cel_call *c, int op, kv *a, kv *b) {
       if (b->u.list.len == 0) return kv_ref(a);
       if (a->u.list.len == 0) return kv_ref(b);
       kv *r = kv_list_new(a->u.list.len + b->u.list.len);
-      for (size_t i = 0; i < a->u.list.len; i++) kv_list_push(r, kv_ref(a->u.list.items[i]));
-      for (size_t i = 0; i < b->u.list.len; i++) kv_list_push(r, kv_ref(b->u.list.items[i]));
+      for (size_t i = 0; i < a->u.list.len; i++)
+        kv_list_push(r, kv_ref(a->u.list.items[i]));
+      for (size_t i = 0; i < b->u.list.len; i++)
+        kv_list_push(r, kv_ref(b->u.list.items[i]));
       return r;
     }
   }
@@ -455,7 +458,9 @@ kv *cel_std_unary(const cel_call *c, int op, kv *a) {
 /* Append a short rendering of a key for messages. */
 static void key_text(const kv *k, char *buf, size_t n) {
   switch (k->kind) {
-  case KV_STRING: snprintf(buf, n, "'%.*s'", (int)(k->u.s.len > 200 ? 200 : k->u.s.len), k->u.s.ptr); break;
+  case KV_STRING:
+    snprintf(buf, n, "'%.*s'", (int)(k->u.s.len > 200 ? 200 : k->u.s.len), k->u.s.ptr);
+    break;
   case KV_INT: snprintf(buf, n, "%lld", (long long)k->u.i); break;
   case KV_UINT: snprintf(buf, n, "%lluu", (unsigned long long)k->u.u); break;
   case KV_BOOL: snprintf(buf, n, "%s", k->u.b ? "true" : "false"); break;
@@ -549,7 +554,8 @@ kv *cel_std_iter_range(const cel_call *c, int macro, kv *range) {
   if (range->kind == KV_LIST) return kv_ref(range);
   if (range->kind == KV_MAP) {
     kv *l = kv_list_new(range->u.map.len);
-    for (size_t i = 0; i < range->u.map.len; i++) kv_list_push(l, kv_ref(range->u.map.keys[i]));
+    for (size_t i = 0; i < range->u.map.len; i++)
+      kv_list_push(l, kv_ref(range->u.map.keys[i]));
     return l;
   }
   return cel_errorf(c, CEL_ERR_NO_OVERLOAD, "cannot iterate over a value of type '%s'",
@@ -700,9 +706,17 @@ static void push_scope(compile_ctx *cc, const char *name) {
 }
 
 static bool is_type_ident(const char *n) {
-  static const char *types[] = {"int",       "uint", "double", "bool", "string",
-                                "bytes",     "list", "map",    "null_type",
-                                "type",      "google.protobuf.Timestamp",
+  static const char *types[] = {"int",
+                                "uint",
+                                "double",
+                                "bool",
+                                "string",
+                                "bytes",
+                                "list",
+                                "map",
+                                "null_type",
+                                "type",
+                                "google.protobuf.Timestamp",
                                 "google.protobuf.Duration"};
   for (size_t i = 0; i < sizeof types / sizeof *types; i++)
     if (strcmp(n, types[i]) == 0) return true;
@@ -844,8 +858,8 @@ cel_program *cel_compile(const cel_env *env, const char *src, size_t len, cel_st
   memcpy(p->src, src, len);
   p->src[len] = 0;
   p->len = len;
-  cel_parse_opts opts = {.dialect = env->dialect, .disable_macros = env->disable_macros,
-                         .ext = env->ext};
+  cel_parse_opts opts = {
+      .dialect = env->dialect, .disable_macros = env->disable_macros, .ext = env->ext};
   p->root = cel_parse(&p->arena, p->src, len, &opts, st);
   if (!p->root) {
     st->stage = 1;
@@ -1053,10 +1067,22 @@ static kv *eval_call(eval_ctx *c, const cel_node *n) {
   if (!args) kv_oom();
   size_t k = 0;
   if (n->u.call.target) args[k++] = eval(c, n->u.call.target);
-  for (size_t i = 0; i < n->u.call.nargs; i++) args[k++] = eval(c, n->u.call.args[i]);
+  for (size_t i = 0; i < n->u.call.nargs; i++)
+    args[k++] = eval(c, n->u.call.args[i]);
   kv *r = call_fn(c, n, args, total);
-  for (size_t i = 0; i < total; i++) kv_unref(args[i]);
+  for (size_t i = 0; i < total; i++)
+    kv_unref(args[i]);
   if (args != stackargs) free(args);
+  return r;
+}
+
+/* An error from a macro body: in dialects where such errors are raised
+ * (cel-python), a copy marked KV_FLAG_RAISED.  Takes ownership of `e`. */
+static kv *body_error(eval_ctx *c, kv *e) {
+  if (!c->ops->macro_body_errors_raise || (e->flags & KV_FLAG_RAISED)) return e;
+  kv *r = kv_error(e->u.err.code, e->u.err.where, "%s", e->u.err.msg);
+  r->flags |= KV_FLAG_RAISED;
+  kv_unref(e);
   return r;
 }
 
@@ -1076,7 +1102,7 @@ static kv *eval_reduce(eval_ctx *c, const cel_node *n, kv *range) {
     pop_local(c);
   }
   kv_unref(items);
-  return acc;
+  return acc->kind == KV_ERROR ? body_error(c, acc) : acc;
 }
 
 static kv *eval_macro(eval_ctx *c, const cel_node *n) {
@@ -1152,8 +1178,10 @@ static kv *eval_macro(eval_ctx *c, const cel_node *n) {
       }
       t = c->ops->pred(&cc, m, v, &perr);
       if (t < 0) {
-        if (!err) err = perr;
-        else kv_unref(perr);
+        if (!err)
+          err = perr;
+        else
+          kv_unref(perr);
       } else if (t != is_all) {
         result = kv_bool(!is_all);
       }
@@ -1227,6 +1255,9 @@ static kv *eval_macro(eval_ctx *c, const cel_node *n) {
   if (result) {
     kv_unref(err);
     kv_unref(acc);
+    if (result->kind == KV_ERROR && m != CEL_M_ALL && m != CEL_M_EXISTS && m != CEL_M_ALL2 &&
+        m != CEL_M_EXISTS2)
+      result = body_error(c, result);
     return result;
   }
   switch (m) {
@@ -1248,6 +1279,8 @@ static kv *eval_has(eval_ctx *c, const cel_node *n) {
   const cel_node *arg = n->u.has.arg;
   if (c->ops->has_means_no_error) {
     kv *v = eval(c, arg);
+    if (v->kind == KV_ERROR && (v->u.err.code == CEL_ERR_UNKNOWN || (v->flags & KV_FLAG_RAISED)))
+      return v; /* a raised failure is not "absent" */
     bool ok = v->kind != KV_ERROR;
     kv_unref(v);
     return kv_bool(ok);
@@ -1416,7 +1449,8 @@ static kv *eval(eval_ctx *c, const cel_node *n) {
 kv *cel_eval_value(const cel_program *p, const kv *bindings) {
   eval_ctx c = {.p = p, .env = p->env, .ops = p->env->ops, .bindings = bindings, .dotted = -1};
   kv *r = eval(&c, p->root);
-  while (c.nlocals) pop_local(&c);
+  while (c.nlocals)
+    pop_local(&c);
   free(c.locals);
   if (c.ops->finish) r = c.ops->finish(r);
   return r;

@@ -237,7 +237,8 @@ static kv *double_to_string(double d) {
   for (; *p && *p != 'e'; p++)
     if (*p >= '0' && *p <= '9') digits[nd++] = *p;
   int x = atoi(p + 1);
-  while (nd > 1 && digits[nd - 1] == '0') nd--;
+  while (nd > 1 && digits[nd - 1] == '0')
+    nd--;
   char out[64], *o = out;
   if (neg) *o++ = '-';
   if (d == 0) {
@@ -246,20 +247,25 @@ static kv *double_to_string(double d) {
     *o++ = digits[0];
     if (nd > 1) {
       *o++ = '.';
-      for (int i = 1; i < nd; i++) *o++ = digits[i];
+      for (int i = 1; i < nd; i++)
+        *o++ = digits[i];
     }
     o += snprintf(o, 8, "e%c%02d", x < 0 ? '-' : '+', x < 0 ? -x : x);
   } else if (x >= 0) {
-    for (int i = 0; i <= x; i++) *o++ = i < nd ? digits[i] : '0';
+    for (int i = 0; i <= x; i++)
+      *o++ = i < nd ? digits[i] : '0';
     if (nd > x + 1) {
       *o++ = '.';
-      for (int i = x + 1; i < nd; i++) *o++ = digits[i];
+      for (int i = x + 1; i < nd; i++)
+        *o++ = digits[i];
     }
   } else {
     *o++ = '0';
     *o++ = '.';
-    for (int i = 0; i < -x - 1; i++) *o++ = '0';
-    for (int i = 0; i < nd; i++) *o++ = digits[i];
+    for (int i = 0; i < -x - 1; i++)
+      *o++ = '0';
+    for (int i = 0; i < nd; i++)
+      *o++ = digits[i];
   }
   *o = 0;
   return kv_cstring(out);
@@ -271,7 +277,9 @@ static kv *fn_string(const cel_call *c, kv *const *a, size_t n) {
   switch (v->kind) {
   case KV_STRING: return kv_ref((kv *)v);
   case KV_INT: snprintf(buf, sizeof buf, "%lld", (long long)v->u.i); return kv_cstring(buf);
-  case KV_UINT: snprintf(buf, sizeof buf, "%llu", (unsigned long long)v->u.u); return kv_cstring(buf);
+  case KV_UINT:
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v->u.u);
+    return kv_cstring(buf);
   case KV_DOUBLE: return double_to_string(v->u.d);
   case KV_BOOL: return kv_cstring(v->u.b ? "true" : "false");
   case KV_BYTES:
@@ -325,18 +333,12 @@ static kv *fn_type(const cel_call *c, kv *const *a, size_t n) {
 }
 
 const cel_fn_def cel_std_defs[] = {
-    {"size", CEL_FN_BOTH, 1, 1, fn_size},
-    {"contains", CEL_FN_MEMBER, 2, 2, fn_contains},
-    {"startsWith", CEL_FN_MEMBER, 2, 2, fn_starts},
-    {"endsWith", CEL_FN_MEMBER, 2, 2, fn_ends},
-    {"matches", CEL_FN_BOTH, 2, 2, fn_matches},
-    {"int", CEL_FN_GLOBAL, 1, 1, fn_int},
-    {"uint", CEL_FN_GLOBAL, 1, 1, fn_uint},
-    {"double", CEL_FN_GLOBAL, 1, 1, fn_double},
-    {"string", CEL_FN_GLOBAL, 1, 1, fn_string},
-    {"bytes", CEL_FN_GLOBAL, 1, 1, fn_bytes},
-    {"bool", CEL_FN_GLOBAL, 1, 1, fn_bool},
-    {"dyn", CEL_FN_GLOBAL, 1, 1, fn_dyn},
+    {"size", CEL_FN_BOTH, 1, 1, fn_size},           {"contains", CEL_FN_MEMBER, 2, 2, fn_contains},
+    {"startsWith", CEL_FN_MEMBER, 2, 2, fn_starts}, {"endsWith", CEL_FN_MEMBER, 2, 2, fn_ends},
+    {"matches", CEL_FN_BOTH, 2, 2, fn_matches},     {"int", CEL_FN_GLOBAL, 1, 1, fn_int},
+    {"uint", CEL_FN_GLOBAL, 1, 1, fn_uint},         {"double", CEL_FN_GLOBAL, 1, 1, fn_double},
+    {"string", CEL_FN_GLOBAL, 1, 1, fn_string},     {"bytes", CEL_FN_GLOBAL, 1, 1, fn_bytes},
+    {"bool", CEL_FN_GLOBAL, 1, 1, fn_bool},         {"dyn", CEL_FN_GLOBAL, 1, 1, fn_dyn},
     {"type", CEL_FN_GLOBAL, 1, 1, fn_type},
 };
 const size_t cel_std_ndefs = sizeof cel_std_defs / sizeof *cel_std_defs;

@@ -405,11 +405,19 @@ static kv *fn_timestamp(const cel_call *c, kv *const *args, size_t nargs) {
   }
 }
 
+/* Upstream Koreo's times are Python datetime/timedelta values: microsecond
+ * resolution.  Truncate a parsed value's nanoseconds (toward zero). */
+static kv *to_micros(kv *v) {
+  if ((v->kind == KV_TIMESTAMP || v->kind == KV_DURATION) && v->refs == 1)
+    v->u.t.nsec -= v->u.t.nsec % 1000;
+  return v;
+}
+
 static kv *fn_timestamp_koreo(const cel_call *c, kv *const *args, size_t nargs) {
   if (nargs != 1) return cel_no_overload(c, args, nargs);
   if (args[0]->kind == KV_TIMESTAMP) return kv_ref(args[0]);
   if (args[0]->kind == KV_STRING)
-    return ts_from_string(c, args[0], TS_DATE_ONLY | TS_NO_OFFSET | TS_SPACE_SEP);
+    return to_micros(ts_from_string(c, args[0], TS_DATE_ONLY | TS_NO_OFFSET | TS_SPACE_SEP));
   return cel_no_overload(c, args, nargs);
 }
 
@@ -443,7 +451,7 @@ static kv *fn_duration_koreo(const cel_call *c, kv *const *args, size_t nargs) {
   if (nargs != 1) return cel_no_overload(c, args, nargs);
   const kv *a = args[0];
   if (a->kind == KV_DURATION) return kv_ref((kv *)a);
-  if (a->kind == KV_STRING) return dur_from_string(c, a, DUR_KOREO);
+  if (a->kind == KV_STRING) return to_micros(dur_from_string(c, a, DUR_KOREO));
   if (a->kind == KV_INT) {
     if (a->u.i < -CEL_DUR_MAX_SEC || a->u.i > CEL_DUR_MAX_SEC)
       return cel_errorf(c, CEL_ERR_RANGE,

@@ -43,7 +43,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define DEFAULT_MAX_DEPTH 250
 
 /* ---- tokens ------------------------------------------------------------ */
@@ -1726,9 +1725,9 @@ static const char *op_name(int op) {
 
 static const char *macro_name(int m) {
   static const char *const names[] = {
-      "all",           "exists",          "exists_one",     "map",
-      "map_filter",    "filter",          "bind",           "all2",
-      "exists2",       "exists_one2",     "transform_list", "transform_list_if",
+      "all",           "exists",           "exists_one",     "map",
+      "map_filter",    "filter",           "bind",           "all2",
+      "exists2",       "exists_one2",      "transform_list", "transform_list_if",
       "transform_map", "transform_map_if", "reduce"};
   return m >= 0 && m <= CEL_M_REDUCE ? names[m] : "?";
 }

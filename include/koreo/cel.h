@@ -24,17 +24,17 @@ typedef enum cel_dialect { CEL_DIALECT_STANDARD = 0, CEL_DIALECT_KOREO = 1 } cel
 /* Error categories (kv.u.err.code and cel_status.code). */
 typedef enum cel_error_code {
   CEL_OK = 0,
-  CEL_ERR_PARSE,       /* syntax error */
-  CEL_ERR_CHECK,       /* unknown function, wrong arity, unknown variable */
-  CEL_ERR_NO_OVERLOAD, /* no matching overload for the argument types */
-  CEL_ERR_NO_SUCH_KEY, /* map index with an absent key */
+  CEL_ERR_PARSE,         /* syntax error */
+  CEL_ERR_CHECK,         /* unknown function, wrong arity, unknown variable */
+  CEL_ERR_NO_OVERLOAD,   /* no matching overload for the argument types */
+  CEL_ERR_NO_SUCH_KEY,   /* map index with an absent key */
   CEL_ERR_NO_SUCH_FIELD, /* field selection of an absent key / on a non-map */
-  CEL_ERR_UNDECLARED,  /* unbound variable */
-  CEL_ERR_OVERFLOW,    /* int/uint overflow, out-of-range conversion */
-  CEL_ERR_DIV_ZERO,    /* division or modulus by zero */
-  CEL_ERR_RANGE,       /* index out of range, timestamp out of range */
-  CEL_ERR_INVALID,     /* invalid argument (bad regex, bad format, ...) */
-  CEL_ERR_UNKNOWN,     /* failure with no CEL detail (Koreo: "Unknown failure") */
+  CEL_ERR_UNDECLARED,    /* unbound variable */
+  CEL_ERR_OVERFLOW,      /* int/uint overflow, out-of-range conversion */
+  CEL_ERR_DIV_ZERO,      /* division or modulus by zero */
+  CEL_ERR_RANGE,         /* index out of range, timestamp out of range */
+  CEL_ERR_INVALID,       /* invalid argument (bad regex, bad format, ...) */
+  CEL_ERR_UNKNOWN,       /* failure with no CEL detail (Koreo: "Unknown failure") */
 } cel_error_code;
 
 /* Extension libraries for the standard environment. */

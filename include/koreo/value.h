@@ -127,8 +127,7 @@ kv *kv_duration(int64_t sec, int32_t nsec);
  * "null_type", "google.protobuf.Timestamp", ...). */
 kv *kv_type(const char *name);
 /* An error value; `where` is a byte offset into the expression or -1. */
-kv *kv_error(int code, int32_t where, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+kv *kv_error(int code, int32_t where, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* An empty list/map with room for `cap` entries (grows as needed). */
 kv *kv_list_new(size_t cap);
@@ -172,7 +171,8 @@ kv *kv_map_get(const kv *map, const kv *key);
 kv *kv_map_get_strn(const kv *map, const char *key, size_t len);
 static inline kv *kv_map_get_str(const kv *map, const char *key) {
   size_t n = 0;
-  while (key[n]) n++;
+  while (key[n])
+    n++;
   return kv_map_get_strn(map, key, n);
 }
 

@@ -235,7 +235,8 @@ int main(int argc, char **argv) {
     }
     free(text);
   }
-  for (size_t i = 0; i < skips.n; i++) free(skips.ids[i]);
+  for (size_t i = 0; i < skips.n; i++)
+    free(skips.ids[i]);
   free(skips.ids);
   int rc = failed ? 1 : 0;
   if (min_pass >= 0) {

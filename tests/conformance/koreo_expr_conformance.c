@@ -22,7 +22,8 @@
  * "N passed, N failed, N skipped".  --only runs the cases whose id
  * contains TEXT; -v also prints our error message for passing error
  * cases.  --skip names a file of ids to skip, one "id<TAB>reason" a line
- * (# comments allowed); nothing else is ever skipped.  Exit status 1 when any case failed, 2 on usage/IO errors.
+ * (# comments allowed); nothing else is ever skipped.  Exit status 1 when any case failed, 2 on
+ * usage/IO errors.
  */
 #include "koreo/cel.h"
 #include "koreo/expr.h"
@@ -332,16 +333,18 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "-v"))
       verbose = true;
     else if (argv[i][0] == '-') {
-      fprintf(stderr, "usage: koreo-expr-conformance [--cel-wins FILE] [--skip FILE] [--only TEXT] [-v] "
-                      "FILE.jsonl...\n");
+      fprintf(stderr,
+              "usage: koreo-expr-conformance [--cel-wins FILE] [--skip FILE] [--only TEXT] [-v] "
+              "FILE.jsonl...\n");
       free(files);
       return 2;
     } else
       files[nfiles++] = argv[i];
   }
   if (nfiles == 0) {
-    fprintf(stderr, "usage: koreo-expr-conformance [--cel-wins FILE] [--skip FILE] [--only TEXT] [-v] "
-                    "FILE.jsonl...\n");
+    fprintf(stderr,
+            "usage: koreo-expr-conformance [--cel-wins FILE] [--skip FILE] [--only TEXT] [-v] "
+            "FILE.jsonl...\n");
     free(files);
     return 2;
   }

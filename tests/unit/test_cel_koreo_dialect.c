@@ -527,15 +527,50 @@ static void test_expressions(void **state) {
   run_fails("inputs.flag ? 'a' : 'b'", "{\"inputs\": {\"flag\": null}}", CEL_ERR_NO_OVERLOAD);
 }
 
+/* cel-python raises failures inside map/filter/exists_one/reduce bodies:
+ * they escape ||, has() and comparisons, unlike a missing field. */
+static void test_macro_body_errors_escape(void **state) {
+  (void)state;
+  const char *items = "{\"items\": [{\"a\": 1}, {}]}";
+  run_fails("items.filter(i, i.a == 1).size() > 0 || true", items, -1);
+  run_fails("has(items.map(i, i.a))", items, -1);
+  run_fails("items.exists_one(i, i.a == 1) == 'x'", items, -1);
+  run_fails("items.reduce(acc, i, 0, acc + i.a) == 'x'", items, -1);
+  /* all/exists decide on other elements and absorb; plain errors are absent */
+  run_bool("items.exists(i, i.a == 1)", items, true);
+  run_bool("has(items[1].a) || true", items, true);
+  run_bool("!has(items[1].a)", items, true);
+  run_int_b("items.reduce(acc, i, 10, acc + size(i))", items, 11);
+}
+
+/* Upstream times are Python datetime/timedelta: microsecond resolution. */
+static void test_time_resolution(void **state) {
+  (void)state;
+  run_bool("duration('1500us') > duration('1ms')", NULL, true);
+  run_bool("duration('1ns') == duration('0s')", NULL, true);
+  run_bool("timestamp('2024-01-01T00:00:00.123456789Z') == "
+           "timestamp('2024-01-01T00:00:00.123456Z')",
+           NULL, true);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_int_double_mixing),    cmocka_unit_test(test_bool_is_int),
-      cmocka_unit_test(test_division_quirks),      cmocka_unit_test(test_python_sequences),
-      cmocka_unit_test(test_error_operands),       cmocka_unit_test(test_null_and_aggregates),
-      cmocka_unit_test(test_in_operator),          cmocka_unit_test(test_index_and_select),
-      cmocka_unit_test(test_logic_and_conditions), cmocka_unit_test(test_macro_ranges),
-      cmocka_unit_test(test_map_literals),         cmocka_unit_test(test_string_reprs),
-      cmocka_unit_test(test_number_conversions),   cmocka_unit_test(test_size_contains_matches),
+      cmocka_unit_test(test_macro_body_errors_escape),
+      cmocka_unit_test(test_time_resolution),
+      cmocka_unit_test(test_int_double_mixing),
+      cmocka_unit_test(test_bool_is_int),
+      cmocka_unit_test(test_division_quirks),
+      cmocka_unit_test(test_python_sequences),
+      cmocka_unit_test(test_error_operands),
+      cmocka_unit_test(test_null_and_aggregates),
+      cmocka_unit_test(test_in_operator),
+      cmocka_unit_test(test_index_and_select),
+      cmocka_unit_test(test_logic_and_conditions),
+      cmocka_unit_test(test_macro_ranges),
+      cmocka_unit_test(test_map_literals),
+      cmocka_unit_test(test_string_reprs),
+      cmocka_unit_test(test_number_conversions),
+      cmocka_unit_test(test_size_contains_matches),
       cmocka_unit_test(test_expressions),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,11 +4,11 @@
  * across numeric kinds, strict equality, UTF-8 helpers and the double
  * formatter.
  */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include "koreo/value.h"
 
@@ -138,12 +138,14 @@ static void test_strict_equality_distinguishes_kinds(void **state) {
   assert_true(kv_equal_strict(a, b, false));
   assert_false(kv_equal_strict(a, b, true));
   kv *objs[] = {i, u, d, n1, n2, z, nz, a, b};
-  for (size_t k = 0; k < sizeof objs / sizeof *objs; k++) kv_unref(objs[k]);
+  for (size_t k = 0; k < sizeof objs / sizeof *objs; k++)
+    kv_unref(objs[k]);
 }
 
 static void test_utf8_validation(void **state) {
   (void)state;
   assert_true(kv_utf8_valid("plain", 5));
+  assert_true(kv_utf8_valid(NULL, 0)); /* fuzz_cel regression: the empty string literal '' */
   assert_true(kv_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9));
   assert_false(kv_utf8_valid("\xc3", 1));             /* truncated */
   assert_false(kv_utf8_valid("\xc0\xaf", 2));         /* overlong */
@@ -156,11 +158,12 @@ static void test_double_repr_round_trips(void **state) {
   struct {
     double d;
     const char *want;
-  } cases[] = {{3.0, "3.0"},          {1e20, "1e+20"},   {1e16, "1e+16"},
-               {1e15, "1000000000000000.0"}, {0.1, "0.1"}, {1e-05, "1e-05"},
-               {0.0001, "0.0001"},    {-0.0, "-0.0"},    {5e-324, "5e-324"},
-               {1.7976931348623157e308, "1.7976931348623157e+308"},
-               {123.456, "123.456"},  {-2.5, "-2.5"}};
+  } cases[] = {{3.0, "3.0"},         {1e20, "1e+20"},
+               {1e16, "1e+16"},      {1e15, "1000000000000000.0"},
+               {0.1, "0.1"},         {1e-05, "1e-05"},
+               {0.0001, "0.0001"},   {-0.0, "-0.0"},
+               {5e-324, "5e-324"},   {1.7976931348623157e308, "1.7976931348623157e+308"},
+               {123.456, "123.456"}, {-2.5, "-2.5"}};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     char buf[32];
     kv_double_repr(cases[i].d, buf);
