@@ -4,11 +4,13 @@
  * at, short-circuit error absorption, macros, compile-time checks,
  * qualified names, and compile-once/evaluate-many.
  */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above */
+#include <cmocka.h>
 
 #include "koreo/cel.h"
 #include "koreo/json.h"

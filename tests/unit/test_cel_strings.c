@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* cmocka.h needs the headers above */
 #include <cmocka.h>
 
 #include "cel/cel_impl.h"

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* cmocka.h needs the headers above */
 #include <cmocka.h>
 
 #include <stdio.h>

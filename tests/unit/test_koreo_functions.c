@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 // cmocka must come after the headers above
+
+/* cmocka.h needs the headers above */
 #include <cmocka.h>
 
 #include <math.h>

@@ -4,11 +4,13 @@
  * across numeric kinds, strict equality, UTF-8 helpers and the double
  * formatter.
  */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above */
+#include <cmocka.h>
 
 #include "koreo/value.h"
 
