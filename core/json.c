@@ -522,6 +522,10 @@ static kv *tree_value(jbuild *b, const cJSON *n) {
 }
 
 kv *kv_json_parse(const char *text, size_t len, kv_parse_error *err) {
+  if (!text) { /* no text: an empty document */
+    text = "";
+    len = 0;
+  }
   jscan js = {.s = text, .n = len, .err = err};
   if (err) memset(err, 0, sizeof *err);
   js_ws(&js);

@@ -773,6 +773,10 @@ static bool anchor_in_progress(const ybuild *b, const char *name) {
 }
 
 kv *kv_yaml_parse(const char *text, size_t len, const char *file, kv_parse_error *err) {
+  if (!text) { /* no text: an empty stream */
+    text = "";
+    len = 0;
+  }
   ybuild b = {.text = text, .len = len, .file = kv_intern_file(file), .err = err};
   if (err) {
     memset(err, 0, sizeof *err);

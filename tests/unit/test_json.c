@@ -350,6 +350,8 @@ static void test_regressions(void **state) {
   assert_non_null(v);
   assert_int_equal(v->u.i, 123);
   kv_unref(v);
+  /* NULL text is an empty document, not undefined behaviour */
+  parse_err(NULL, 0, 1, 1, "unexpected end of input");
   v = kv_json_parse("[1, 2]xyz", 6, NULL);
   assert_non_null(v);
   assert_int_equal(kv_len(v), 2);

@@ -414,6 +414,11 @@ static void test_regressions(void **state) {
   assert_non_null(docs);
   is_int(kv_list_at(docs, 0), "a", 1);
   kv_unref(docs);
+  /* NULL text is an empty stream */
+  docs = kv_yaml_parse(NULL, 0, NULL, NULL);
+  assert_non_null(docs);
+  assert_int_equal(kv_len(docs), 0);
+  kv_unref(docs);
   /* !!omap / !!pairs give lists of [key, value] */
   d = doc1("!!omap [a: 1, b: 2]\n", &docs);
   assert_int_equal(kv_len(d), 2);
