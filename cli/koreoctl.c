@@ -12,6 +12,7 @@
  * .json, .yaml or .yml file.  Prints the result as JSON; on error prints
  * where and why and exits 1 (usage errors exit 2).
  */
+#include "commands.h"
 #include "koreo/cel.h"
 #include "koreo/expr.h"
 #include "koreo/json.h"
@@ -105,7 +106,7 @@ static int print_result(const kv *v, bool pretty) {
   return 0;
 }
 
-static int cmd_eval(int argc, char **argv) {
+int cmd_eval(int argc, char **argv) {
   const char *expr = NULL, *bindings_arg = NULL;
   bool plain_cel = false, pretty = false;
   for (int i = 0; i < argc; i++) {
