@@ -7,4 +7,5 @@ SUDO=""
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config clang libclang-rt-14-dev \
-  libcjson-dev libyaml-dev libpcre2-dev libcmocka-dev tzdata python3 >/dev/null
+  libcjson-dev libyaml-dev libpcre2-dev libcmocka-dev tzdata python3 \
+  libcurl4-openssl-dev libevent-dev libssl-dev >/dev/null
