@@ -45,7 +45,8 @@ char *kv_json_write(const kv *v, unsigned flags, size_t *len);
  * with one value per document, or NULL with `err` filled.  Scalars resolve
  * as PyYAML's SafeLoader does (YAML 1.1: yes/no/on/off booleans, 0x1F and
  * 1_000 ints, .inf/.nan, ~ null, ...); anchors and aliases are resolved;
- * every value carries its file/line/column (kv_pos).  `file` names the
+ * strings, numbers, lists and maps carry their file/line/column (kv_pos);
+ * booleans and nulls are shared singletons and carry none (docs/yaml.md).  `file` names the
  * source in positions and errors (may be NULL). */
 kv *kv_yaml_parse(const char *text, size_t len, const char *file, kv_parse_error *err);
 
