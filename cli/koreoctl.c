@@ -28,6 +28,10 @@ static void usage(FILE *f) {
         "  eval EXPR [--bindings JSON|@FILE] [--cel] [--pretty]\n"
         "      Evaluate a Koreo Expression (\"=inputs.a + 1\") or, with --cel, a plain\n"
         "      CEL expression, and print the result as JSON.\n"
+        "  test [PATH...] [-o text|json|junit] [--run REGEX] [-v]\n"
+        "      Run the FunctionTests found in PATH (default \".\").\n"
+        "  run --workflow NAME --trigger FILE [--loops N] [-o text|json] [PATH...]\n"
+        "      Dry-run a Workflow against an in-memory cluster.\n"
         "  help                     Show this help.\n",
         f);
 }
@@ -203,6 +207,9 @@ int main(int argc, char **argv) {
   }
   const char *cmd = argv[1];
   if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
+  if (strcmp(cmd, "validate") == 0) return cmd_validate(argc - 2, argv + 2);
+  if (strcmp(cmd, "test") == 0) return cmd_test(argc - 2, argv + 2);
+  if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     usage(stdout);
     return 0;
