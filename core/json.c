@@ -57,41 +57,6 @@ static void json_line_col(const char *s, size_t len, size_t off, uint32_t *line,
   *col = (uint32_t)kv_utf8_count(s + bol, off - bol) + 1;
 }
 
-/* Length of the valid UTF-8 sequence at p (limit `n` bytes) or 0 when it
- * is not valid UTF-8.  *cp receives the code point. */
-static size_t utf8_seq(const unsigned char *p, size_t n, uint32_t *cp) {
-  if (n == 0) return 0;
-  unsigned c = p[0];
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  size_t k;
-  uint32_t v;
-  if (c >= 0xC2 && c <= 0xDF) {
-    k = 1;
-    v = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    k = 2;
-    v = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    k = 3;
-    v = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (n <= k) return 0;
-  for (size_t i = 1; i <= k; i++) {
-    if ((p[i] & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (p[i] & 0x3F);
-  }
-  if ((k == 2 && v < 0x800) || (k == 3 && (v < 0x10000 || v > 0x10FFFF)) ||
-      (v >= 0xD800 && v <= 0xDFFF))
-    return 0;
-  *cp = v;
-  return k + 1;
-}
-
 /* ======================================================================
  * Pass 1: the validating scanner
  * ====================================================================== */
@@ -127,7 +92,7 @@ static void js_unexpected(jscan *js, size_t at, const char *what) {
   }
   unsigned char c = (unsigned char)js->s[at];
   uint32_t cp;
-  size_t k = utf8_seq((const unsigned char *)js->s + at, js->n - at, &cp);
+  size_t k = kv_utf8_decode(js->s + at, js->n - at, &cp);
   char shown[16];
   if (c >= 0x20 && c < 0x7F)
     snprintf(shown, sizeof shown, "'%c'", c);
@@ -179,29 +144,6 @@ static long hex4(const jscan *js, size_t i) {
     v = v * 16 + h;
   }
   return v;
-}
-
-static size_t put_utf8(char *o, uint32_t cp) {
-  if (cp < 0x80) {
-    o[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    o[0] = (char)(0xC0 | (cp >> 6));
-    o[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (char)(0xE0 | (cp >> 12));
-    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (char)(0xF0 | (cp >> 18));
-  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
 }
 
 /* A string token at js->i (on the opening quote): validate, decode and
@@ -275,7 +217,7 @@ static void js_string(jscan *js) {
           js->i += 6;
           cp = 0x10000 + ((cp - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
         }
-        o += put_utf8(out + o, cp);
+        o += kv_utf8_encode(cp, out + o);
         break;
       }
       default:
@@ -286,7 +228,7 @@ static void js_string(jscan *js) {
       continue;
     }
     uint32_t cp;
-    size_t k = utf8_seq((const unsigned char *)js->s + js->i, js->n - js->i, &cp);
+    size_t k = kv_utf8_decode(js->s + js->i, js->n - js->i, &cp);
     if (k == 0) {
       js_fail(js, js->i, "invalid UTF-8 in string (byte 0x%02X)", c);
       free(out);
@@ -562,53 +504,29 @@ kv *kv_json_parse(const char *text, size_t len, kv_parse_error *err) {
  * Writing
  * ====================================================================== */
 
-typedef struct jbuf {
-  char *p;
-  size_t n, cap;
-} jbuf;
-
-static void jb_reserve(jbuf *b, size_t more) {
-  if (b->n + more + 1 <= b->cap) return;
-  size_t nc = b->cap ? b->cap : 256;
-  while (nc < b->n + more + 1)
-    nc *= 2;
-  char *p = realloc(b->p, nc);
-  if (!p) kv_oom();
-  b->p = p;
-  b->cap = nc;
-}
-static void jb_put(jbuf *b, const char *s, size_t n) {
-  jb_reserve(b, n);
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-static void jb_puts(jbuf *b, const char *s) { jb_put(b, s, strlen(s)); }
-static void jb_putc(jbuf *b, char c) { jb_put(b, &c, 1); }
-
 /* A JSON string literal.  Invalid UTF-8 bytes (which a well-formed kv
  * string never holds) are written as U+FFFD so the output stays valid. */
-static void jb_string(jbuf *b, const char *s, size_t n) {
+static void jb_string(kv_strbuf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  jb_reserve(b, n + 2);
-  jb_putc(b, '"');
+  kv_strbuf_reserve(b, n + 2);
+  kv_strbuf_putc(b, '"');
   size_t i = 0;
   while (i < n) {
     unsigned char c = (unsigned char)s[i];
     if (c == '"' || c == '\\') {
       char e[2] = {'\\', (char)c};
-      jb_put(b, e, 2);
+      kv_strbuf_put(b, e, 2);
       i++;
     } else if (c < 0x20) {
       switch (c) {
-      case '\b': jb_puts(b, "\\b"); break;
-      case '\f': jb_puts(b, "\\f"); break;
-      case '\n': jb_puts(b, "\\n"); break;
-      case '\r': jb_puts(b, "\\r"); break;
-      case '\t': jb_puts(b, "\\t"); break;
+      case '\b': kv_strbuf_puts(b, "\\b"); break;
+      case '\f': kv_strbuf_puts(b, "\\f"); break;
+      case '\n': kv_strbuf_puts(b, "\\n"); break;
+      case '\r': kv_strbuf_puts(b, "\\r"); break;
+      case '\t': kv_strbuf_puts(b, "\\t"); break;
       default: {
         char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-        jb_put(b, e, 6);
+        kv_strbuf_put(b, e, 6);
       }
       }
       i++;
@@ -617,21 +535,21 @@ static void jb_string(jbuf *b, const char *s, size_t n) {
       while (j < n && (unsigned char)s[j] >= 0x20 && (unsigned char)s[j] < 0x80 && s[j] != '"' &&
              s[j] != '\\')
         j++;
-      jb_put(b, s + i, j - i);
+      kv_strbuf_put(b, s + i, j - i);
       i = j;
     } else {
       uint32_t cp;
-      size_t k = utf8_seq((const unsigned char *)s + i, n - i, &cp);
+      size_t k = kv_utf8_decode(s + i, n - i, &cp);
       if (k == 0) {
-        jb_puts(b, "\xEF\xBF\xBD");
+        kv_strbuf_puts(b, "\xEF\xBF\xBD");
         i++;
       } else {
-        jb_put(b, s + i, k);
+        kv_strbuf_put(b, s + i, k);
         i += k;
       }
     }
   }
-  jb_putc(b, '"');
+  kv_strbuf_putc(b, '"');
 }
 
 /* days since 1970-01-01 -> civil date (Howard Hinnant's algorithm). */
@@ -703,47 +621,34 @@ static int fmt_duration(int64_t sec, int32_t nsec, char *buf, size_t n) {
   return len;
 }
 
-static void jb_base64(jbuf *b, const unsigned char *p, size_t n) {
-  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  jb_reserve(b, (n + 2) / 3 * 4 + 2);
-  jb_putc(b, '"');
-  size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-    char o[4] = {tab[v >> 18], tab[(v >> 12) & 63], tab[(v >> 6) & 63], tab[v & 63]};
-    jb_put(b, o, 4);
-  }
-  if (n - i == 1) {
-    uint32_t v = (uint32_t)p[i] << 16;
-    char o[4] = {tab[v >> 18], tab[(v >> 12) & 63], '=', '='};
-    jb_put(b, o, 4);
-  } else if (n - i == 2) {
-    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-    char o[4] = {tab[v >> 18], tab[(v >> 12) & 63], tab[(v >> 6) & 63], '='};
-    jb_put(b, o, 4);
-  }
-  jb_putc(b, '"');
+/* A JSON string holding the base64 text of n bytes. */
+static void jb_base64(kv_strbuf *b, const unsigned char *p, size_t n) {
+  kv_strbuf_putc(b, '"');
+  kv_strbuf_put_base64(b, p, n);
+  kv_strbuf_putc(b, '"');
 }
 
 /* Scalar JSON text (not strings, lists, maps) into `b`. */
-static void jb_scalar(jbuf *b, const kv *v) {
+static void jb_scalar(kv_strbuf *b, const kv *v) {
   char tmp[64];
   switch ((kv_kind)v->kind) {
-  case KV_NULL: jb_puts(b, "null"); break;
-  case KV_BOOL: jb_puts(b, v->u.b ? "true" : "false"); break;
-  case KV_INT: jb_put(b, tmp, (size_t)snprintf(tmp, sizeof tmp, "%lld", (long long)v->u.i)); break;
+  case KV_NULL: kv_strbuf_puts(b, "null"); break;
+  case KV_BOOL: kv_strbuf_puts(b, v->u.b ? "true" : "false"); break;
+  case KV_INT:
+    kv_strbuf_put(b, tmp, (size_t)snprintf(tmp, sizeof tmp, "%lld", (long long)v->u.i));
+    break;
   case KV_UINT:
-    jb_put(b, tmp, (size_t)snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v->u.u));
+    kv_strbuf_put(b, tmp, (size_t)snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v->u.u));
     break;
   case KV_DOUBLE:
     if (isnan(v->u.d))
-      jb_puts(b, "\"NaN\"");
+      kv_strbuf_puts(b, "\"NaN\"");
     else if (isinf(v->u.d) && v->u.d > 0)
-      jb_puts(b, "\"Infinity\"");
+      kv_strbuf_puts(b, "\"Infinity\"");
     else if (isinf(v->u.d))
-      jb_puts(b, "\"-Infinity\"");
+      kv_strbuf_puts(b, "\"-Infinity\"");
     else
-      jb_put(b, tmp, (size_t)kv_double_repr(v->u.d, tmp));
+      kv_strbuf_put(b, tmp, (size_t)kv_double_repr(v->u.d, tmp));
     break;
   case KV_STRING:
   case KV_TYPE: jb_string(b, v->u.s.ptr, v->u.s.len); break;
@@ -759,11 +664,11 @@ static void jb_scalar(jbuf *b, const kv *v) {
     break;
   }
   case KV_ERROR:
-    jb_puts(b, "{\"error\":");
+    kv_strbuf_puts(b, "{\"error\":");
     jb_string(b, v->u.err.msg, strlen(v->u.err.msg));
-    jb_putc(b, '}');
+    kv_strbuf_putc(b, '}');
     break;
-  default: jb_puts(b, "null"); break;
+  default: kv_strbuf_puts(b, "null"); break;
   }
 }
 
@@ -774,21 +679,19 @@ static char *key_text(const kv *k, size_t *n) {
     *n = k->u.s.len;
     return NULL; /* use the string itself */
   }
-  jbuf t = {0};
+  kv_strbuf t = {0};
   if (k->kind == KV_LIST || k->kind == KV_MAP) {
     char *s = kv_json_write(k, 0, n);
     return s;
   }
   jb_scalar(&t, k);
-  if (!t.p) jb_put(&t, "", 0);
   /* strings-like scalars (bytes, timestamps, ...) come quoted: drop quotes */
-  if (t.n >= 2 && t.p[0] == '"' && k->kind != KV_ERROR) {
-    memmove(t.p, t.p + 1, t.n - 2);
-    t.n -= 2;
-    t.p[t.n] = 0;
+  if (t.len >= 2 && t.p[0] == '"' && k->kind != KV_ERROR) {
+    memmove(t.p, t.p + 1, t.len - 2);
+    t.len -= 2;
+    t.p[t.len] = 0;
   }
-  *n = t.n;
-  return t.p;
+  return kv_strbuf_take(&t, n);
 }
 
 typedef struct keyent {
@@ -806,32 +709,32 @@ static int keyent_cmp(const void *a, const void *b) {
   return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-static void jb_indent(jbuf *b, unsigned flags, int depth) {
+static void jb_indent(kv_strbuf *b, unsigned flags, int depth) {
   if (!(flags & KV_JSON_PRETTY)) return;
-  jb_reserve(b, 1 + 2 * (size_t)depth);
-  b->p[b->n++] = '\n';
+  kv_strbuf_reserve(b, 1 + 2 * (size_t)depth);
+  b->p[b->len++] = '\n';
   for (int i = 0; i < depth; i++) {
-    b->p[b->n++] = ' ';
-    b->p[b->n++] = ' ';
+    b->p[b->len++] = ' ';
+    b->p[b->len++] = ' ';
   }
-  b->p[b->n] = 0;
+  b->p[b->len] = 0;
 }
 
-static void jb_value(jbuf *b, const kv *v, unsigned flags, int depth) {
+static void jb_value(kv_strbuf *b, const kv *v, unsigned flags, int depth) {
   if (v->kind == KV_LIST) {
     size_t n = v->u.list.len;
     if (!n) {
-      jb_puts(b, "[]");
+      kv_strbuf_puts(b, "[]");
       return;
     }
-    jb_putc(b, '[');
+    kv_strbuf_putc(b, '[');
     for (size_t i = 0; i < n; i++) {
-      if (i) jb_putc(b, ',');
+      if (i) kv_strbuf_putc(b, ',');
       jb_indent(b, flags, depth + 1);
       jb_value(b, v->u.list.items[i], flags, depth + 1);
     }
     jb_indent(b, flags, depth);
-    jb_putc(b, ']');
+    kv_strbuf_putc(b, ']');
     return;
   }
   if (v->kind != KV_MAP) {
@@ -840,7 +743,7 @@ static void jb_value(jbuf *b, const kv *v, unsigned flags, int depth) {
   }
   size_t n = v->u.map.len;
   if (!n) {
-    jb_puts(b, "{}");
+    kv_strbuf_puts(b, "{}");
     return;
   }
   keyent *ks = malloc(n * sizeof *ks);
@@ -855,16 +758,16 @@ static void jb_value(jbuf *b, const kv *v, unsigned flags, int depth) {
     ks[i].idx = i;
   }
   if (flags & KV_JSON_SORT_KEYS) qsort(ks, n, sizeof *ks, keyent_cmp);
-  jb_putc(b, '{');
+  kv_strbuf_putc(b, '{');
   for (size_t i = 0; i < n; i++) {
-    if (i) jb_putc(b, ',');
+    if (i) kv_strbuf_putc(b, ',');
     jb_indent(b, flags, depth + 1);
     jb_string(b, ks[i].s, ks[i].n);
-    jb_puts(b, (flags & KV_JSON_PRETTY) ? ": " : ":");
+    kv_strbuf_puts(b, (flags & KV_JSON_PRETTY) ? ": " : ":");
     jb_value(b, v->u.map.vals[ks[i].idx], flags, depth + 1);
   }
   jb_indent(b, flags, depth);
-  jb_putc(b, '}');
+  kv_strbuf_putc(b, '}');
   for (size_t i = 0; i < n; i++)
     free(owned[i]);
   free(owned);
@@ -872,15 +775,13 @@ static void jb_value(jbuf *b, const kv *v, unsigned flags, int depth) {
 }
 
 char *kv_json_write(const kv *v, unsigned flags, size_t *len) {
-  jbuf b = {0};
-  jb_reserve(&b, 16);
-  b.p[0] = 0;
+  kv_strbuf b = {0};
+  kv_strbuf_reserve(&b, 255); /* most documents fit in 256 bytes */
   if (v)
     jb_value(&b, v, flags, 0);
   else
-    jb_puts(&b, "null");
-  if (len) *len = b.n;
-  return b.p;
+    kv_strbuf_puts(&b, "null");
+  return kv_strbuf_take(&b, len);
 }
 
 /* ======================================================================
@@ -897,24 +798,17 @@ char *kv_read_file(const char *path, size_t *len, kv_parse_error *err) {
     }
     return NULL;
   }
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
-  if (!buf) kv_oom();
+  kv_strbuf b = {0};
   for (;;) {
-    if (n + 1 >= cap) {
-      cap *= 2;
-      char *nb = realloc(buf, cap);
-      if (!nb) kv_oom();
-      buf = nb;
-    }
-    size_t got = fread(buf + n, 1, cap - n - 1, f);
-    n += got;
+    kv_strbuf_reserve(&b, 4096);
+    size_t got = fread(b.p + b.len, 1, b.cap - b.len - 1, f);
+    b.len += got;
     if (got == 0) break;
   }
   if (ferror(f)) {
     int e = errno;
     fclose(f);
-    free(buf);
+    kv_strbuf_free(&b);
     if (err) {
       err->file = kv_intern_file(path);
       snprintf(err->msg, sizeof err->msg, "cannot read %s: %s", path, strerror(e ? e : EIO));
@@ -922,7 +816,6 @@ char *kv_read_file(const char *path, size_t *len, kv_parse_error *err) {
     return NULL;
   }
   fclose(f);
-  buf[n] = 0;
-  if (len) *len = n;
-  return buf;
+  b.p[b.len] = 0;
+  return kv_strbuf_take(&b, len);
 }

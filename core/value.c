@@ -1,8 +1,9 @@
 /*
  * core/value.c: the `kv` value model: construction, reference counting,
  * list and map builders (insertion-ordered maps with a hash index for
- * larger maps), key equality, strict equality, UTF-8 helpers and the
- * shortest round-trip double formatter.
+ * larger maps), key equality, strict equality, UTF-8 helpers, the
+ * shortest round-trip double formatter and the string builder (kv_strbuf,
+ * with its UTF-8 and base64 appenders).
  */
 #include "koreo/value.h"
 
@@ -433,40 +434,76 @@ const char *kv_kind_name(kv_kind k) {
   return (unsigned)k < sizeof names / sizeof *names ? names[k] : "?";
 }
 
+size_t kv_utf8_decode(const char *s, size_t n, uint32_t *cp) {
+  const unsigned char *p = (const unsigned char *)s;
+  if (n == 0) return 0;
+  unsigned c = p[0];
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  }
+  size_t k; /* continuation bytes */
+  uint32_t v;
+  if (c >= 0xC2 && c <= 0xDF) {
+    k = 1;
+    v = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    k = 2;
+    v = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    k = 3;
+    v = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (n <= k) return 0;
+  for (size_t i = 1; i <= k; i++) {
+    if ((p[i] & 0xC0) != 0x80) return 0;
+    v = (v << 6) | (p[i] & 0x3F);
+  }
+  if ((k == 2 && v < 0x800) || (k == 3 && (v < 0x10000 || v > 0x10FFFF)) ||
+      (v >= 0xD800 && v <= 0xDFFF))
+    return 0;
+  *cp = v;
+  return k + 1;
+}
+
 bool kv_utf8_valid(const char *s, size_t len) {
-  if (len == 0) return true;
-  const unsigned char *p = (const unsigned char *)s, *e = p + len;
-  while (p < e) {
-    unsigned c = *p;
-    if (c < 0x80) {
-      p++;
+  size_t i = 0;
+  while (i < len) {
+    if ((unsigned char)s[i] < 0x80) {
+      i++;
       continue;
     }
-    size_t n;
     uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 1;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 2;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if ((size_t)(e - p) <= n) return false;
-    for (size_t i = 1; i <= n; i++) {
-      if ((p[i] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    p += n + 1;
+    size_t k = kv_utf8_decode(s + i, len - i, &cp);
+    if (!k) return false;
+    i += k;
   }
   return true;
+}
+
+size_t kv_utf8_encode(uint32_t cp, char out[4]) {
+  if (cp < 0x80) {
+    out[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = (char)(0xC0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = (char)(0xE0 | (cp >> 12));
+    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  out[0] = (char)(0xF0 | (cp >> 18));
+  out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  out[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
 }
 
 size_t kv_utf8_count(const char *s, size_t len) {
@@ -476,32 +513,33 @@ size_t kv_utf8_count(const char *s, size_t len) {
   return n;
 }
 
+int kv_double_digits(double d, char digits[24], int *exp10) {
+  /* the shortest %.*e that round-trips: e = D[.DDDD]e[+-]XX */
+  d = fabs(d);
+  char e[40];
+  for (int prec = 0; prec < 17; prec++) {
+    snprintf(e, sizeof e, "%.*e", prec, d);
+    if (strtod(e, NULL) == d) break;
+  }
+  int nd = 0;
+  const char *p = e;
+  for (; *p && *p != 'e'; p++)
+    if (*p >= '0' && *p <= '9') digits[nd++] = *p;
+  *exp10 = atoi(p + 1);
+  while (nd > 1 && digits[nd - 1] == '0')
+    nd--;
+  return nd;
+}
+
 int kv_double_repr(double d, char buf[32]) {
   if (isnan(d)) return snprintf(buf, 32, "nan");
   if (isinf(d)) return snprintf(buf, 32, d < 0 ? "-inf" : "inf");
   if (d == 0) return snprintf(buf, 32, signbit(d) ? "-0.0" : "0.0");
-  /* shortest %.*e that round-trips */
-  char e[40];
-  int prec;
-  for (prec = 0; prec < 17; prec++) {
-    snprintf(e, sizeof e, "%.*e", prec, d);
-    if (strtod(e, NULL) == d) break;
-  }
-  /* e = [-]D[.DDDD]e[+-]XX */
   char digits[24];
-  int nd = 0, neg = 0;
-  const char *p = e;
-  if (*p == '-') {
-    neg = 1;
-    p++;
-  }
-  for (; *p && *p != 'e'; p++)
-    if (*p >= '0' && *p <= '9') digits[nd++] = *p;
-  int exp10 = atoi(p + 1);
-  while (nd > 1 && digits[nd - 1] == '0')
-    nd--;
+  int exp10;
+  int nd = kv_double_digits(d, digits, &exp10);
   char *o = buf;
-  if (neg) *o++ = '-';
+  if (d < 0) *o++ = '-';
   if (exp10 >= -5 + 1 && exp10 < 16) {
     if (exp10 >= 0) {
       for (int i = 0; i <= exp10; i++)
@@ -531,4 +569,98 @@ int kv_double_repr(double d, char buf[32]) {
   }
   *o = 0;
   return (int)(o - buf);
+}
+
+/* ---- string builder ------------------------------------------------------ */
+
+void kv_strbuf_grow(kv_strbuf *b, size_t more) {
+  size_t need = b->len + more + 1;
+  if (need < more) kv_oom(); /* size_t overflow: no such allocation exists */
+  if (need <= b->cap) return;
+  size_t cap = b->cap ? b->cap : 64;
+  while (cap < need)
+    cap = cap * 2 > cap ? cap * 2 : need;
+  char *p = realloc(b->p, cap);
+  if (!p) kv_oom();
+  if (!b->p) p[0] = 0;
+  b->p = p;
+  b->cap = cap;
+}
+
+void kv_strbuf_printf(kv_strbuf *b, const char *fmt, ...) {
+  /* Format once, straight into the buffer when it has room, else into a
+   * stack buffer (most calls print a number or a short word); only output
+   * longer than both is formatted a second time. */
+  char tmp[128];
+  size_t room = b->cap > b->len ? b->cap - b->len : 0;
+  bool direct = room >= sizeof tmp;
+  char *dst = direct ? b->p + b->len : tmp;
+  size_t fit = direct ? room : sizeof tmp;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(dst, fit, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    if (direct) b->p[b->len] = 0; /* drop whatever the failed call wrote */
+    return;
+  }
+  if ((size_t)n < fit) {
+    if (direct)
+      b->len += (size_t)n;
+    else
+      kv_strbuf_put(b, tmp, (size_t)n);
+    return;
+  }
+  kv_strbuf_reserve(b, (size_t)n);
+  va_start(ap, fmt);
+  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+void kv_strbuf_put_utf8(kv_strbuf *b, uint32_t cp) {
+  char o[4];
+  kv_strbuf_put(b, o, kv_utf8_encode(cp, o));
+}
+
+void kv_strbuf_put_base64(kv_strbuf *b, const void *data, size_t n) {
+  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const unsigned char *p = data;
+  kv_strbuf_reserve(b, (n + 2) / 3 * 4);
+  for (size_t i = 0; i < n; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16;
+    if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
+    if (i + 2 < n) v |= p[i + 2];
+    char *o = b->p + b->len;
+    o[0] = tab[(v >> 18) & 63];
+    o[1] = tab[(v >> 12) & 63];
+    o[2] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+    o[3] = i + 2 < n ? tab[v & 63] : '=';
+    b->len += 4;
+  }
+  b->p[b->len] = 0;
+}
+
+int kv_base64_digit(unsigned char ch) {
+  if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+  if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+  if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+  if (ch == '+') return 62;
+  if (ch == '/') return 63;
+  return -1;
+}
+
+char *kv_strbuf_take(kv_strbuf *b, size_t *len) {
+  kv_strbuf_reserve(b, 0); /* "" for an empty builder */
+  char *p = b->p;
+  if (len) *len = b->len;
+  *b = (kv_strbuf){0};
+  return p;
+}
+
+kv *kv_strbuf_take_string(kv_strbuf *b) {
+  if (!b->p) return kv_string("", 0);
+  kv *v = kv_string_take(b->p, b->len);
+  *b = (kv_strbuf){0};
+  return v;
 }

@@ -212,6 +212,39 @@ kv *cel_no_overload(const cel_call *c, kv *const *args, size_t n);
  * "google.protobuf.Timestamp", "google.protobuf.Duration". */
 const char *cel_type_name(const kv *v);
 
+/* Python truthiness, the Koreo dialect's notion of "empty" (spec 2.2,
+ * quirk 25 of conformance/koreo-expressions/README.md): null, false, 0,
+ * 0u, 0.0, -0.0, "", b"", [], {} and a zero duration are false; every
+ * other value (NaN, timestamps, types, errors) is true.  `v` is borrowed.
+ * The one definition behind dialect_koreo.c, lib_koreo.c and koreo_truthy
+ * (koreo/expr.h). */
+static inline bool cel_py_truthy(const kv *v) {
+  switch ((kv_kind)v->kind) {
+  case KV_NULL: return false;
+  case KV_BOOL: return v->u.b;
+  case KV_INT: return v->u.i != 0;
+  case KV_UINT: return v->u.u != 0;
+  case KV_DOUBLE: return v->u.d != 0.0; /* NaN != 0: true, as in Python */
+  case KV_STRING:
+  case KV_BYTES: return v->u.s.len != 0;
+  case KV_LIST: return v->u.list.len != 0;
+  case KV_MAP: return v->u.map.len != 0;
+  case KV_DURATION: return v->u.t.sec != 0 || v->u.t.nsec != 0;
+  default: return true;
+  }
+}
+
+/* An operator's source text, as error messages and cel_ast_dump name it:
+ * "!", "-" (CEL_OP_NEG and CEL_OP_SUB), "+", "*", "/", "%", "==", "!=",
+ * "<", "<=", ">", ">=", "in"; "?" for CEL_OP_NONE or any other value.
+ * `op` is a cel_op; the result is a static string.  The table lives in
+ * eval.c; the lookup is inline because the evaluator names the operator
+ * of every operation it performs. */
+extern const char *const cel_op_names[CEL_OP_IN + 1];
+static inline const char *cel_op_name(int op) {
+  return op >= 0 && op <= CEL_OP_IN ? cel_op_names[op] : "?";
+}
+
 /* ---- libraries (each a table of cel_fn_def) ----------------------------- */
 
 /* lib_std.c: size, contains, startsWith, endsWith, matches, conversions */

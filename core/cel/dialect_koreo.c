@@ -40,7 +40,6 @@
 #include "lib_time.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,26 +132,6 @@ static kv *mark_plain(kv *v) {
 
 /* ---- errors -------------------------------------------------------------- */
 
-static const char *op_text(int op) {
-  switch (op) {
-  case CEL_OP_NOT: return "!";
-  case CEL_OP_NEG: return "-";
-  case CEL_OP_ADD: return "+";
-  case CEL_OP_SUB: return "-";
-  case CEL_OP_MUL: return "*";
-  case CEL_OP_DIV: return "/";
-  case CEL_OP_MOD: return "%";
-  case CEL_OP_EQ: return "==";
-  case CEL_OP_NE: return "!=";
-  case CEL_OP_LT: return "<";
-  case CEL_OP_LE: return "<=";
-  case CEL_OP_GT: return ">";
-  case CEL_OP_GE: return ">=";
-  case CEL_OP_IN: return "in";
-  default: return "?";
-  }
-}
-
 static const char *tname(const kv *v) { return v->kind == KV_ERROR ? "error" : cel_type_name(v); }
 
 /* "no matching overload for 'OP' applied to (T1, T2)"; when an operand is
@@ -191,17 +170,17 @@ static kv *div_zero(const cel_call *c, int op) {
 /* ---- results --------------------------------------------------------------- */
 
 static kv *int_res(const cel_call *c, i128 r, int op) {
-  if (r < I64_MIN_ || r > I64_MAX_) return overflow(c, "int", op_text(op));
+  if (r < I64_MIN_ || r > I64_MAX_) return overflow(c, "int", cel_op_name(op));
   return kv_int((int64_t)r);
 }
 static kv *uint_res(const cel_call *c, i128 r, int op) {
-  if (r < 0 || r > U64_MAX_) return overflow(c, "uint", op_text(op));
+  if (r < 0 || r > U64_MAX_) return overflow(c, "uint", cel_op_name(op));
   return kv_uint((uint64_t)r);
 }
 /* Plain Python ints are unbounded; ours stop at int64 (the result must
  * still become a JSON/CEL int). */
 static kv *pint_res(const cel_call *c, i128 r, int op) {
-  if (r < I64_MIN_ || r > I64_MAX_) return overflow(c, "int", op_text(op));
+  if (r < I64_MIN_ || r > I64_MAX_) return overflow(c, "int", cel_op_name(op));
   return mark_plain(kv_int((int64_t)r));
 }
 static kv *pflt_res(double d) { return mark_plain(kv_double(d)); }
@@ -502,10 +481,10 @@ static i128 dur_us(const kv *d) {
 }
 
 static kv *dur_from_us(const cel_call *c, i128 us, bool plain, int op) {
-  if (us < -TD_MAX_US - 1 || us > TD_MAX_US) return overflow(c, "duration", op_text(op));
+  if (us < -TD_MAX_US - 1 || us > TD_MAX_US) return overflow(c, "duration", cel_op_name(op));
   if (!plain &&
       (us < -(i128)CEL_DUR_MAX_SEC * US_PER_SEC || us > (i128)CEL_DUR_MAX_SEC * US_PER_SEC))
-    return overflow(c, "duration", op_text(op));
+    return overflow(c, "duration", cel_op_name(op));
   int64_t sec = (int64_t)(us / US_PER_SEC);
   int32_t nsec = (int32_t)(us % US_PER_SEC) * 1000;
   kv *r = kv_duration(sec, nsec);
@@ -520,7 +499,7 @@ static kv *ts_shift(const cel_call *c, const kv *ts, const kv *d, int sign, int 
   /* datetime's range, in the timestamp's own offset */
   int64_t local = sec + ts->u.t.off;
   if (local < CEL_TS_MIN_SEC || local > CEL_TS_MAX_SEC)
-    return overflow(c, "timestamp", op_text(op));
+    return overflow(c, "timestamp", cel_op_name(op));
   kv *r = kv_timestamp(sec, nsec);
   r->u.t.off = ts->u.t.off;
   return r;
@@ -591,7 +570,7 @@ static kv *concat(const kv *a, const kv *b) {
 /* a + b and a - b (sign = +1 / -1 for the integer and float cases). */
 static kv *py_addsub(const cel_call *c, int op, const kv *a, const kv *b) {
   pyc ka = pyclass(a), kb = pyclass(b);
-  const char *o = op_text(op);
+  const char *o = cel_op_name(op);
   int sign = op == CEL_OP_ADD ? 1 : -1;
   if (is_intlike(ka) && is_intlike(kb)) {
     i128 r = ival(a) + sign * ival(b);
@@ -910,7 +889,7 @@ static kv *koreo_binary(const cel_call *c, int op, kv *a, kv *b) {
   case CEL_OP_EQ:
   case CEL_OP_NE: {
     int r = koreo_eq(c, a, b);
-    if (r < 0) return no_overload(c, op_text(op), a, b);
+    if (r < 0) return no_overload(c, cel_op_name(op), a, b);
     return kv_bool(op == CEL_OP_EQ ? r : !r);
   }
   case CEL_OP_LT:
@@ -919,7 +898,7 @@ static kv *koreo_binary(const cel_call *c, int op, kv *a, kv *b) {
   case CEL_OP_GE: {
     int r;
     bool un;
-    if (!py_order(a, b, &r, &un)) return no_overload(c, op_text(op), a, b);
+    if (!py_order(a, b, &r, &un)) return no_overload(c, cel_op_name(op), a, b);
     if (un) return kv_bool(false);
     switch (op) {
     case CEL_OP_LT: return kv_bool(r < 0);
@@ -931,7 +910,7 @@ static kv *koreo_binary(const cel_call *c, int op, kv *a, kv *b) {
   case CEL_OP_IN:
     if (b->kind == KV_ERROR) return no_overload(c, "in", a, b);
     return py_in(c, a, b);
-  default: return no_overload(c, op_text(op), a, b);
+  default: return no_overload(c, cel_op_name(op), a, b);
   }
 }
 
@@ -1113,27 +1092,10 @@ static kv *koreo_iter_range(const cel_call *c, int macro, kv *range) {
   }
 }
 
-/* Python truthiness. */
-static bool py_truthy(const kv *v) {
-  switch ((kv_kind)v->kind) {
-  case KV_NULL: return false;
-  case KV_BOOL: return v->u.b;
-  case KV_INT: return v->u.i != 0;
-  case KV_UINT: return v->u.u != 0;
-  case KV_DOUBLE: return v->u.d != 0;
-  case KV_STRING:
-  case KV_BYTES: return v->u.s.len != 0;
-  case KV_LIST: return v->u.list.len != 0;
-  case KV_MAP: return v->u.map.len != 0;
-  case KV_DURATION: return v->u.t.sec != 0 || v->u.t.nsec != 0;
-  default: return true;
-  }
-}
-
 static int koreo_pred(const cel_call *c, int macro, kv *v, kv **err) {
   switch (macro) {
   case CEL_M_FILTER:
-  case CEL_M_EXISTS_ONE: return py_truthy(v); /* filter() and sum(bool(...)) */
+  case CEL_M_EXISTS_ONE: return cel_py_truthy(v); /* filter() and sum(bool(...)) */
   case CEL_M_ALL:
   case CEL_M_EXISTS:
     if (v->kind == KV_BOOL) return v->u.b;
@@ -1274,47 +1236,6 @@ const cel_dialect_ops cel_koreo_ops = {
 
 /* ---- Python str() and repr() --------------------------------------------------------- */
 
-typedef struct sbuf {
-  char *p;
-  size_t n, cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->n + n + 1)
-      cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) kv_oom();
-    b->p = p;
-    b->cap = cap;
-  }
-  if (n) memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-  char tmp[128];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n < 0) return;
-  if ((size_t)n < sizeof tmp) {
-    sb_put(b, tmp, (size_t)n);
-    return;
-  }
-  char *big = malloc((size_t)n + 1);
-  if (!big) kv_oom();
-  va_start(ap, fmt);
-  vsnprintf(big, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  sb_put(b, big, (size_t)n);
-  free(big);
-}
-
 /* An approximation of Python's str.isprintable() for one code point:
  * false for controls, format characters, separators other than the ASCII
  * space, surrogates, private use and non-characters. */
@@ -1334,11 +1255,11 @@ static bool py_printable(uint32_t cp) {
 }
 
 /* Python's repr() of a str (prefix "") or bytes (prefix "b"). */
-static void repr_text(sbuf *b, const char *s, size_t n, bool bytes) {
+static void repr_text(kv_strbuf *b, const char *s, size_t n, bool bytes) {
   bool sq = memchr(s, '\'', n) != NULL, dq = memchr(s, '"', n) != NULL;
   char q = sq && !dq ? '"' : '\'';
-  if (bytes) sb_put(b, "b", 1);
-  sb_put(b, &q, 1);
+  if (bytes) kv_strbuf_putc(b, 'b');
+  kv_strbuf_putc(b, q);
   size_t i = 0;
   while (i < n) {
     uint32_t cp;
@@ -1350,29 +1271,28 @@ static void repr_text(sbuf *b, const char *s, size_t n, bool bytes) {
     }
     if (cp == '\\' || cp == (uint32_t)q) {
       char e[2] = {'\\', (char)cp};
-      sb_put(b, e, 2);
+      kv_strbuf_put(b, e, 2);
     } else if (cp == '\t') {
-      sb_puts(b, "\\t");
+      kv_strbuf_puts(b, "\\t");
     } else if (cp == '\n') {
-      sb_puts(b, "\\n");
+      kv_strbuf_puts(b, "\\n");
     } else if (cp == '\r') {
-      sb_puts(b, "\\r");
+      kv_strbuf_puts(b, "\\r");
     } else if (cp < 0x20 || cp == 0x7F || (bytes && cp >= 0x80)) {
-      sb_printf(b, "\\x%02x", cp);
+      kv_strbuf_printf(b, "\\x%02x", cp);
     } else if (cp < 0x7F) {
-      char ch = (char)cp;
-      sb_put(b, &ch, 1);
+      kv_strbuf_putc(b, (char)cp);
     } else if (py_printable(cp)) {
-      sb_put(b, s + s0, i - s0);
+      kv_strbuf_put(b, s + s0, i - s0);
     } else if (cp <= 0xFF) {
-      sb_printf(b, "\\x%02x", cp);
+      kv_strbuf_printf(b, "\\x%02x", cp);
     } else if (cp <= 0xFFFF) {
-      sb_printf(b, "\\u%04x", cp);
+      kv_strbuf_printf(b, "\\u%04x", cp);
     } else {
-      sb_printf(b, "\\U%08x", cp);
+      kv_strbuf_printf(b, "\\U%08x", cp);
     }
   }
-  sb_put(b, &q, 1);
+  kv_strbuf_putc(b, q);
 }
 
 static const char *py_class_name(const char *cel_name) {
@@ -1404,79 +1324,80 @@ static const char *py_class_name(const char *cel_name) {
 }
 
 /* TimestampType.__str__: local time in the written offset, "Z" for UTC. */
-static void ts_text(sbuf *b, const kv *t) {
+static void ts_text(kv_strbuf *b, const kv *t) {
   int64_t local = t->u.t.sec + t->u.t.off;
   int64_t days = cel_floor_div(local, 86400), sod = cel_floor_mod(local, 86400);
   int64_t y;
   int m, d;
   cel_civil_from_days(days, &y, &m, &d);
-  sb_printf(b, "%lld-%02d-%02dT%02d:%02d:%02d", (long long)y, m, d, (int)(sod / 3600),
-            (int)(sod / 60 % 60), (int)(sod % 60));
+  kv_strbuf_printf(b, "%lld-%02d-%02dT%02d:%02d:%02d", (long long)y, m, d, (int)(sod / 3600),
+                   (int)(sod / 60 % 60), (int)(sod % 60));
   int32_t off = t->u.t.off;
   if (off == 0) {
-    sb_puts(b, "Z");
+    kv_strbuf_puts(b, "Z");
   } else {
     int32_t a = off < 0 ? -off : off;
-    sb_printf(b, "%c%02d:%02d", off < 0 ? '-' : '+', (int)(a / 3600), (int)(a / 60 % 60));
+    kv_strbuf_printf(b, "%c%02d:%02d", off < 0 ? '-' : '+', (int)(a / 3600), (int)(a / 60 % 60));
   }
 }
 
 /* datetime.timedelta's str(): "[-]D day[s], H:MM:SS[.ffffff]". */
-static void td_text(sbuf *b, const kv *d) {
+static void td_text(kv_strbuf *b, const kv *d) {
   i128 us = dur_us(d);
   i128 days = floordiv_i(us, (i128)86400 * US_PER_SEC);
   i128 rest = us - days * 86400 * US_PER_SEC;
   int64_t secs = (int64_t)(rest / US_PER_SEC), micro = (int64_t)(rest % US_PER_SEC);
-  if (days) sb_printf(b, "%lld day%s, ", (long long)days, (days == 1 || days == -1) ? "" : "s");
-  sb_printf(b, "%d:%02d:%02d", (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
-  if (micro) sb_printf(b, ".%06lld", (long long)micro);
+  if (days)
+    kv_strbuf_printf(b, "%lld day%s, ", (long long)days, (days == 1 || days == -1) ? "" : "s");
+  kv_strbuf_printf(b, "%d:%02d:%02d", (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
+  if (micro) kv_strbuf_printf(b, ".%06lld", (long long)micro);
 }
 
 /* datetime.timedelta's repr(). */
-static void td_repr(sbuf *b, const kv *d) {
+static void td_repr(kv_strbuf *b, const kv *d) {
   i128 us = dur_us(d);
   i128 days = floordiv_i(us, (i128)86400 * US_PER_SEC);
   i128 rest = us - days * 86400 * US_PER_SEC;
   int64_t secs = (int64_t)(rest / US_PER_SEC), micro = (int64_t)(rest % US_PER_SEC);
-  sb_puts(b, "datetime.timedelta(");
+  kv_strbuf_puts(b, "datetime.timedelta(");
   const char *sep = "";
   if (days) {
-    sb_printf(b, "days=%lld", (long long)days);
+    kv_strbuf_printf(b, "days=%lld", (long long)days);
     sep = ", ";
   }
   if (secs) {
-    sb_printf(b, "%sseconds=%lld", sep, (long long)secs);
+    kv_strbuf_printf(b, "%sseconds=%lld", sep, (long long)secs);
     sep = ", ";
   }
-  if (micro) sb_printf(b, "%smicroseconds=%lld", sep, (long long)micro);
-  if (!days && !secs && !micro) sb_puts(b, "0");
-  sb_puts(b, ")");
+  if (micro) kv_strbuf_printf(b, "%smicroseconds=%lld", sep, (long long)micro);
+  if (!days && !secs && !micro) kv_strbuf_puts(b, "0");
+  kv_strbuf_puts(b, ")");
 }
 
 /* DurationType.__str__: whole seconds, truncated toward zero. */
-static void dur_text(sbuf *b, const kv *d) {
+static void dur_text(kv_strbuf *b, const kv *d) {
   int64_t s = d->u.t.sec;
-  sb_printf(b, "%llds", (long long)s);
+  kv_strbuf_printf(b, "%llds", (long long)s);
 }
 
-static void py_repr(sbuf *b, const kv *v);
+static void py_repr(kv_strbuf *b, const kv *v);
 
 /* Python str() of a value (what cel-python's string() returns for values
  * that are not strings or bytes). */
-static void py_str(sbuf *b, const kv *v) {
+static void py_str(kv_strbuf *b, const kv *v) {
   char tmp[32];
   switch (pyclass(v)) {
-  case PY_NONE: sb_puts(b, "None"); break;
-  case PY_BOOL: sb_puts(b, v->u.b ? "True" : "False"); break;
+  case PY_NONE: kv_strbuf_puts(b, "None"); break;
+  case PY_BOOL: kv_strbuf_puts(b, v->u.b ? "True" : "False"); break;
   case PY_INT:
-  case PY_PINT: sb_printf(b, "%lld", (long long)v->u.i); break;
-  case PY_UINT: sb_printf(b, "%llu", (unsigned long long)v->u.u); break;
+  case PY_PINT: kv_strbuf_printf(b, "%lld", (long long)v->u.i); break;
+  case PY_UINT: kv_strbuf_printf(b, "%llu", (unsigned long long)v->u.u); break;
   case PY_DBL:
   case PY_PFLT:
     kv_double_repr(v->u.d, tmp);
-    sb_puts(b, tmp);
+    kv_strbuf_puts(b, tmp);
     break;
-  case PY_STR: sb_put(b, v->u.s.ptr, v->u.s.len); break;
+  case PY_STR: kv_strbuf_put(b, v->u.s.ptr, v->u.s.len); break;
   case PY_TS: ts_text(b, v); break;
   case PY_DUR:
     if (is_plain(v))
@@ -1484,71 +1405,71 @@ static void py_str(sbuf *b, const kv *v) {
     else
       dur_text(b, v);
     break;
-  case PY_TYPE: sb_printf(b, "<class '%s'>", py_class_name(v->u.s.ptr)); break;
-  case PY_ERR: sb_puts(b, v->u.err.msg); break;
+  case PY_TYPE: kv_strbuf_printf(b, "<class '%s'>", py_class_name(v->u.s.ptr)); break;
+  case PY_ERR: kv_strbuf_puts(b, v->u.err.msg); break;
   default: py_repr(b, v); break; /* bytes, list, map: their repr */
   }
 }
 
 /* Python repr() of a cel-python value ("IntType(1)", "StringType('a')",
  * "ListType([...])", plain values without the class wrapper). */
-static void py_repr(sbuf *b, const kv *v) {
+static void py_repr(kv_strbuf *b, const kv *v) {
   char tmp[32];
   bool plain = is_plain(v);
   switch (pyclass(v)) {
-  case PY_NONE: sb_puts(b, "None"); break;
-  case PY_BOOL: sb_puts(b, v->u.b ? "BoolType(True)" : "BoolType(False)"); break;
-  case PY_INT: sb_printf(b, "IntType(%lld)", (long long)v->u.i); break;
-  case PY_PINT: sb_printf(b, "%lld", (long long)v->u.i); break;
-  case PY_UINT: sb_printf(b, "UintType(%llu)", (unsigned long long)v->u.u); break;
+  case PY_NONE: kv_strbuf_puts(b, "None"); break;
+  case PY_BOOL: kv_strbuf_puts(b, v->u.b ? "BoolType(True)" : "BoolType(False)"); break;
+  case PY_INT: kv_strbuf_printf(b, "IntType(%lld)", (long long)v->u.i); break;
+  case PY_PINT: kv_strbuf_printf(b, "%lld", (long long)v->u.i); break;
+  case PY_UINT: kv_strbuf_printf(b, "UintType(%llu)", (unsigned long long)v->u.u); break;
   case PY_DBL:
     kv_double_repr(v->u.d, tmp);
-    sb_printf(b, "DoubleType(%s)", tmp);
+    kv_strbuf_printf(b, "DoubleType(%s)", tmp);
     break;
   case PY_PFLT:
     kv_double_repr(v->u.d, tmp);
-    sb_puts(b, tmp);
+    kv_strbuf_puts(b, tmp);
     break;
   case PY_STR:
   case PY_BYTES:
-    if (!plain) sb_puts(b, v->kind == KV_STRING ? "StringType(" : "BytesType(");
+    if (!plain) kv_strbuf_puts(b, v->kind == KV_STRING ? "StringType(" : "BytesType(");
     repr_text(b, v->u.s.ptr, v->u.s.len, v->kind == KV_BYTES);
-    if (!plain) sb_puts(b, ")");
+    if (!plain) kv_strbuf_puts(b, ")");
     break;
   case PY_LIST:
-    sb_puts(b, plain ? "[" : "ListType([");
+    kv_strbuf_puts(b, plain ? "[" : "ListType([");
     for (size_t i = 0; i < v->u.list.len; i++) {
-      if (i) sb_puts(b, ", ");
+      if (i) kv_strbuf_puts(b, ", ");
       py_repr(b, v->u.list.items[i]);
     }
-    sb_puts(b, plain ? "]" : "])");
+    kv_strbuf_puts(b, plain ? "]" : "])");
     break;
   case PY_MAP:
-    sb_puts(b, "MapType({");
+    kv_strbuf_puts(b, "MapType({");
     for (size_t i = 0; i < v->u.map.len; i++) {
-      if (i) sb_puts(b, ", ");
+      if (i) kv_strbuf_puts(b, ", ");
       py_repr(b, v->u.map.keys[i]);
-      sb_puts(b, ": ");
+      kv_strbuf_puts(b, ": ");
       py_repr(b, v->u.map.vals[i]);
     }
-    sb_puts(b, "})");
+    kv_strbuf_puts(b, "})");
     break;
   case PY_TS:
-    sb_puts(b, "TimestampType('");
+    kv_strbuf_puts(b, "TimestampType('");
     ts_text(b, v);
-    sb_puts(b, "')");
+    kv_strbuf_puts(b, "')");
     break;
   case PY_DUR:
     if (plain) {
       td_repr(b, v);
     } else {
-      sb_puts(b, "DurationType('");
+      kv_strbuf_puts(b, "DurationType('");
       dur_text(b, v);
-      sb_puts(b, "')");
+      kv_strbuf_puts(b, "')");
     }
     break;
-  case PY_TYPE: sb_printf(b, "<class '%s'>", py_class_name(v->u.s.ptr)); break;
-  case PY_ERR: sb_printf(b, "CELEvalError(%s)", v->u.err.msg); break;
+  case PY_TYPE: kv_strbuf_printf(b, "<class '%s'>", py_class_name(v->u.s.ptr)); break;
+  case PY_ERR: kv_strbuf_printf(b, "CELEvalError(%s)", v->u.err.msg); break;
   }
 }
 
@@ -1904,10 +1825,9 @@ static kv *fn_string(const cel_call *c, kv *const *args, size_t nargs) {
       return cel_errorf(c, CEL_ERR_INVALID, "string(): the bytes are not valid UTF-8");
     return kv_string(a->u.s.ptr, a->u.s.len);
   }
-  sbuf b = {0};
+  kv_strbuf b = {0};
   py_str(&b, a);
-  if (!b.p) return kv_string("", 0);
-  return kv_string_take(b.p, b.n);
+  return kv_strbuf_take_string(&b);
 }
 
 static kv *fn_size(const cel_call *c, kv *const *args, size_t nargs) {
@@ -1992,29 +1912,29 @@ static kv *python_pattern(const kv *pat) {
   for (size_t i = 0; i + 1 < n && !need; i++)
     need = (s[i] == '\\' && s[i + 1] == 'Z') || (s[i] == '{' && s[i + 1] == ',');
   if (!need) return NULL;
-  sbuf b = {0};
+  kv_strbuf b = {0};
   bool in_class = false;
   for (size_t i = 0; i < n; i++) {
     char ch = s[i];
     if (ch == '\\' && i + 1 < n) {
       if (!in_class && s[i + 1] == 'Z')
-        sb_puts(&b, "\\z");
+        kv_strbuf_puts(&b, "\\z");
       else
-        sb_put(&b, s + i, 2);
+        kv_strbuf_put(&b, s + i, 2);
       i++;
       continue;
     }
     if (in_class) {
       if (ch == ']') in_class = false;
-      sb_put(&b, &ch, 1);
+      kv_strbuf_putc(&b, ch);
       continue;
     }
     if (ch == '[') {
       in_class = true;
-      sb_put(&b, &ch, 1);
+      kv_strbuf_putc(&b, ch);
       /* a ']' right after '[' or '[^' is a literal */
-      if (i + 1 < n && s[i + 1] == '^') sb_put(&b, s + ++i, 1);
-      if (i + 1 < n && s[i + 1] == ']') sb_put(&b, s + ++i, 1);
+      if (i + 1 < n && s[i + 1] == '^') kv_strbuf_put(&b, s + ++i, 1);
+      if (i + 1 < n && s[i + 1] == ']') kv_strbuf_put(&b, s + ++i, 1);
       continue;
     }
     if (ch == '{' && i + 1 < n && s[i + 1] == ',') {
@@ -2022,13 +1942,13 @@ static kv *python_pattern(const kv *pat) {
       while (j < n && s[j] >= '0' && s[j] <= '9')
         j++;
       if (j > i + 2 && j < n && s[j] == '}') {
-        sb_puts(&b, "{0");
+        kv_strbuf_puts(&b, "{0");
         continue; /* the ",digits}" follows unchanged */
       }
     }
-    sb_put(&b, &ch, 1);
+    kv_strbuf_putc(&b, ch);
   }
-  return kv_string_take(b.p, b.n);
+  return kv_strbuf_take_string(&b);
 }
 
 /* re.search(pattern, text): both strings (Python re; PCRE2 here). */

@@ -153,29 +153,17 @@ kv *cel_no_overload(const cel_call *c, kv *const *args, size_t n) {
                     c && c->name ? c->name : "?", buf);
 }
 
-static const char *op_name(int op) {
-  switch (op) {
-  case CEL_OP_NOT: return "!";
-  case CEL_OP_NEG: return "-";
-  case CEL_OP_ADD: return "+";
-  case CEL_OP_SUB: return "-";
-  case CEL_OP_MUL: return "*";
-  case CEL_OP_DIV: return "/";
-  case CEL_OP_MOD: return "%";
-  case CEL_OP_EQ: return "==";
-  case CEL_OP_NE: return "!=";
-  case CEL_OP_LT: return "<";
-  case CEL_OP_LE: return "<=";
-  case CEL_OP_GT: return ">";
-  case CEL_OP_GE: return ">=";
-  case CEL_OP_IN: return "in";
-  default: return "?";
-  }
-}
+/* See cel_impl.h (cel_op_name). */
+const char *const cel_op_names[CEL_OP_IN + 1] = {
+    [CEL_OP_NONE] = "?", [CEL_OP_NOT] = "!", [CEL_OP_NEG] = "-", [CEL_OP_ADD] = "+",
+    [CEL_OP_SUB] = "-",  [CEL_OP_MUL] = "*", [CEL_OP_DIV] = "/", [CEL_OP_MOD] = "%",
+    [CEL_OP_EQ] = "==",  [CEL_OP_NE] = "!=", [CEL_OP_LT] = "<",  [CEL_OP_LE] = "<=",
+    [CEL_OP_GT] = ">",   [CEL_OP_GE] = ">=", [CEL_OP_IN] = "in",
+};
 
 static kv *op_no_overload(const cel_call *c, int op, kv *a, kv *b) {
   cel_call cc = *c;
-  cc.name = op_name(op);
+  cc.name = cel_op_name(op);
   kv *args[2] = {a, b};
   return cel_no_overload(&cc, args, b ? 2 : 1);
 }
@@ -1359,7 +1347,7 @@ static kv *eval(eval_ctx *c, const cel_node *n) {
   case CN_CALL: return eval_call(c, n);
   case CN_UNARY: {
     kv *a = eval(c, n->u.un.a);
-    cel_call cc = mkcall(c, n, op_name(n->u.un.op));
+    cel_call cc = mkcall(c, n, cel_op_name(n->u.un.op));
     kv *r = c->ops->unary(&cc, n->u.un.op, a);
     kv_unref(a);
     return r;
@@ -1367,7 +1355,7 @@ static kv *eval(eval_ctx *c, const cel_node *n) {
   case CN_BINARY: {
     kv *a = eval(c, n->u.bin.a);
     kv *b = eval(c, n->u.bin.b);
-    cel_call cc = mkcall(c, n, op_name(n->u.bin.op));
+    cel_call cc = mkcall(c, n, cel_op_name(n->u.bin.op));
     kv *r = c->ops->binary(&cc, n->u.bin.op, a, b);
     kv_unref(a);
     kv_unref(b);

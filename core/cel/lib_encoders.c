@@ -12,37 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /* base64.encode(<bytes>) -> string. */
 static kv *fn_encode(const cel_call *c, kv *const *a, size_t n) {
   if (n != 1 || a[0]->kind != KV_BYTES) return cel_no_overload(c, a, n);
-  const unsigned char *p = (const unsigned char *)kv_str(a[0]);
-  size_t len = kv_len(a[0]), olen = (len + 2) / 3 * 4;
-  char *o = malloc(olen + 1);
-  if (!o) kv_oom();
-  size_t k = 0;
-  for (size_t i = 0; i < len; i += 3) {
-    uint32_t v = (uint32_t)p[i] << 16;
-    if (i + 1 < len) v |= (uint32_t)p[i + 1] << 8;
-    if (i + 2 < len) v |= p[i + 2];
-    o[k++] = b64_alphabet[(v >> 18) & 63];
-    o[k++] = b64_alphabet[(v >> 12) & 63];
-    o[k++] = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
-    o[k++] = i + 2 < len ? b64_alphabet[v & 63] : '=';
-  }
-  o[k] = 0;
-  return kv_string_take(o, k);
-}
-
-static int b64_value(unsigned char ch) {
-  if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-  if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-  if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-  if (ch == '+') return 62;
-  if (ch == '/') return 63;
-  return -1;
+  kv_strbuf b = {0};
+  kv_strbuf_put_base64(&b, kv_str(a[0]), kv_len(a[0]));
+  return kv_strbuf_take_string(&b);
 }
 
 /* Decode `s` (len bytes) into `out` (room for len bytes).  `padded`: the
@@ -65,7 +40,7 @@ static ptrdiff_t b64_decode(const char *s, size_t len, bool padded, unsigned cha
         continue;
       }
       if (ch == '=') break;
-      int v = b64_value(ch);
+      int v = kv_base64_digit(ch);
       if (v < 0) {
         *bad = i;
         return -1;

@@ -30,59 +30,6 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-typedef struct jbuf {
-  char *p;
-  size_t len, cap;
-} jbuf;
-
-static void jb_put(jbuf *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) kv_oom();
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = 0;
-}
-static void jb_puts(jbuf *b, const char *s) { jb_put(b, s, strlen(s)); }
-static void jb_putc(jbuf *b, char c) { jb_put(b, &c, 1); }
-
-/* Take the buffer as a string value (empty buffer → ""). */
-static kv *jb_string(jbuf *b) {
-  if (!b->p) return kv_string("", 0);
-  return kv_string_take(b->p, b->len);
-}
-
-static void put_utf8(jbuf *b, uint32_t c) {
-  char o[4];
-  size_t n;
-  if (c < 0x80) {
-    o[0] = (char)c;
-    n = 1;
-  } else if (c < 0x800) {
-    o[0] = (char)(0xC0 | (c >> 6));
-    o[1] = (char)(0x80 | (c & 0x3F));
-    n = 2;
-  } else if (c < 0x10000) {
-    o[0] = (char)(0xE0 | (c >> 12));
-    o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-    o[2] = (char)(0x80 | (c & 0x3F));
-    n = 3;
-  } else {
-    o[0] = (char)(0xF0 | (c >> 18));
-    o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (c & 0x3F));
-    n = 4;
-  }
-  jb_put(b, o, n);
-}
-
 /* Decode one code point of valid UTF-8 at s[*i] (invalid bytes decode as
  * themselves, one byte at a time). */
 static uint32_t utf8_next(const char *s, size_t len, size_t *i) {
@@ -115,23 +62,6 @@ static uint32_t utf8_next(const char *s, size_t len, size_t *i) {
   }
   *i += n + 1;
   return c;
-}
-
-/* Python truthiness (quirk 25). */
-static bool truthy(const kv *v) {
-  switch ((kv_kind)v->kind) {
-  case KV_NULL: return false;
-  case KV_BOOL: return v->u.b;
-  case KV_INT: return v->u.i != 0;
-  case KV_UINT: return v->u.u != 0;
-  case KV_DOUBLE: return v->u.d != 0.0;
-  case KV_STRING:
-  case KV_BYTES: return v->u.s.len != 0;
-  case KV_LIST: return v->u.list.len != 0;
-  case KV_MAP: return v->u.map.len != 0;
-  case KV_DURATION: return v->u.t.sec != 0 || v->u.t.nsec != 0;
-  default: return true;
-  }
 }
 
 static bool is_str(const kv *v) { return v->kind == KV_STRING; }
@@ -183,16 +113,18 @@ static kv *fn_self_ref(const cel_call *c, kv *const *args, size_t nargs) {
   const kv *r = args[0];
   if (r->kind != KV_MAP) return cel_no_overload(c, args, nargs);
   kv *api = get_str(r, "apiVersion");
-  if (!api || !truthy(api)) return cel_errorf(c, CEL_ERR_INVALID, "Missing `apiVersion`.");
+  if (!api || !cel_py_truthy(api)) return cel_errorf(c, CEL_ERR_INVALID, "Missing `apiVersion`.");
   kv *kind = get_str(r, "kind");
-  if (!kind || !truthy(kind)) return cel_errorf(c, CEL_ERR_INVALID, "Missing `kind`.");
+  if (!kind || !cel_py_truthy(kind)) return cel_errorf(c, CEL_ERR_INVALID, "Missing `kind`.");
   kv *md = get_str(r, "metadata");
-  if (!md || !truthy(md)) return cel_errorf(c, CEL_ERR_INVALID, "Missing `metadata`.");
+  if (!md || !cel_py_truthy(md)) return cel_errorf(c, CEL_ERR_INVALID, "Missing `metadata`.");
   if (md->kind != KV_MAP) return cel_no_overload(c, args, nargs);
   kv *name = get_str(md, "name");
-  if (!name || !truthy(name)) return cel_errorf(c, CEL_ERR_INVALID, "Missing `metadata.name`.");
+  if (!name || !cel_py_truthy(name))
+    return cel_errorf(c, CEL_ERR_INVALID, "Missing `metadata.name`.");
   kv *ns = get_str(md, "namespace");
-  if (!ns || !truthy(ns)) return cel_errorf(c, CEL_ERR_INVALID, "Missing `metadata.namespace`.");
+  if (!ns || !cel_py_truthy(ns))
+    return cel_errorf(c, CEL_ERR_INVALID, "Missing `metadata.namespace`.");
   kv *out = kv_map_new(4);
   kv_map_set_str(out, "apiVersion", kv_ref(api));
   kv_map_set_str(out, "kind", kv_ref(kind));
@@ -210,7 +142,7 @@ static kv *ref_tail(const cel_call *c, kv *const *args, size_t nargs, const kv *
   if (has) {
     if (src->kind != KV_MAP) goto no_overload;
     kv *ext = get_str(src, "external");
-    if (!truthy(ext)) {
+    if (!cel_py_truthy(ext)) {
       kv_unref(out);
       return cel_errorf(c, CEL_ERR_INVALID, "`external` must contain a value.");
     }
@@ -226,13 +158,13 @@ static kv *ref_tail(const cel_call *c, kv *const *args, size_t nargs, const kv *
   }
   if (src->kind != KV_MAP) goto no_overload;
   kv *name = get_str(src, "name");
-  if (!truthy(name)) {
+  if (!cel_py_truthy(name)) {
     kv_unref(out);
     return cel_errorf(c, CEL_ERR_INVALID, "`name` must contain a value.");
   }
   kv_map_set_str(out, "name", kv_ref(name));
   kv *ns = get_str(src, "namespace");
-  if (ns && truthy(ns)) kv_map_set_str(out, "namespace", kv_ref(ns));
+  if (ns && cel_py_truthy(ns)) kv_map_set_str(out, "namespace", kv_ref(ns));
   return out;
 no_overload:
   kv_unref(out);
@@ -246,9 +178,9 @@ static kv *fn_to_ref(const cel_call *c, kv *const *args, size_t nargs) {
   if (src->kind != KV_MAP) return cel_no_overload(c, args, nargs);
   kv *out = kv_map_new(4);
   kv *api = get_str(src, "apiVersion");
-  if (api && truthy(api)) kv_map_set_str(out, "apiVersion", kv_ref(api));
+  if (api && cel_py_truthy(api)) kv_map_set_str(out, "apiVersion", kv_ref(api));
   kv *kind = get_str(src, "kind");
-  if (kind && truthy(kind)) kv_map_set_str(out, "kind", kv_ref(kind));
+  if (kind && cel_py_truthy(kind)) kv_map_set_str(out, "kind", kv_ref(kind));
   return ref_tail(c, args, nargs, src, out);
 }
 
@@ -259,18 +191,18 @@ static kv *fn_group_ref(const cel_call *c, kv *const *args, size_t nargs) {
   if (src->kind != KV_MAP) return cel_no_overload(c, args, nargs);
   kv *out = kv_map_new(4);
   kv *group = get_str(src, "apiGroup");
-  if (group && truthy(group)) {
+  if (group && cel_py_truthy(group)) {
     kv_map_set_str(out, "apiGroup", kv_ref(group));
   } else {
     kv *api = get_str(src, "apiVersion");
-    if (api && is_str(api) && truthy(api)) {
+    if (api && is_str(api) && cel_py_truthy(api)) {
       const char *slash = memchr(api->u.s.ptr, '/', api->u.s.len);
       size_t n = slash ? (size_t)(slash - api->u.s.ptr) : api->u.s.len;
       kv_map_set_str(out, "apiGroup", kv_string(api->u.s.ptr, n));
     }
   }
   kv *kind = get_str(src, "kind");
-  if (kind && truthy(kind)) kv_map_set_str(out, "kind", kv_ref(kind));
+  if (kind && cel_py_truthy(kind)) kv_map_set_str(out, "kind", kv_ref(kind));
   return ref_tail(c, args, nargs, src, out);
 }
 
@@ -344,7 +276,7 @@ static kv *fn_config_connect_ready(const cel_call *c, kv *const *args, size_t na
     ready = cond;
   }
   if (!result) {
-    if (!ready || !truthy(ready)) {
+    if (!ready || !cel_py_truthy(ready)) {
       result = kv_bool(false);
     } else {
       const kv *reason = get_str(ready, "reason");
@@ -392,7 +324,7 @@ static kv *fn_overlay(const cel_call *c, kv *const *args, size_t nargs) {
 static kv *fn_flatten(const cel_call *c, kv *const *args, size_t nargs) {
   kv *e = arity(c, args, nargs, 1);
   if (e) return e;
-  if (!truthy(args[0])) return kv_list_new(0);
+  if (!cel_py_truthy(args[0])) return kv_list_new(0);
   kv *outer = py_iter(args[0]);
   if (!outer) return cel_no_overload(c, args, nargs);
   kv *out = kv_list_new(outer->u.list.len);
@@ -482,12 +414,12 @@ static kv *py_lower(const char *s, size_t n) {
   size_t m = 0;
   for (size_t i = 0; i < n;)
     cps[m++] = utf8_next(s, n, &i);
-  jbuf b = {0};
+  kv_strbuf b = {0};
   for (size_t i = 0; i < m; i++) {
     uint32_t c = cps[i];
     if (c == 0x130) {
-      put_utf8(&b, 'i');
-      put_utf8(&b, 0x307);
+      kv_strbuf_put_utf8(&b, 'i');
+      kv_strbuf_put_utf8(&b, 0x307);
     } else if (c == 0x3A3) {
       size_t j = i;
       while (j > 0 && is_case_ignorable(cps[j - 1]))
@@ -499,15 +431,15 @@ static kv *py_lower(const char *s, size_t n) {
           k++;
         final = k == m || !is_cased(cps[k]);
       }
-      put_utf8(&b, final ? 0x3C2 : 0x3C3);
+      kv_strbuf_put_utf8(&b, final ? 0x3C2 : 0x3C3);
     } else if (c < 0x80) {
-      jb_putc(&b, (char)(c >= 'A' && c <= 'Z' ? c + 32 : c));
+      kv_strbuf_putc(&b, (char)(c >= 'A' && c <= 'Z' ? c + 32 : c));
     } else {
-      put_utf8(&b, to_lower(c));
+      kv_strbuf_put_utf8(&b, to_lower(c));
     }
   }
   free(cps);
-  return jb_string(&b);
+  return kv_strbuf_take_string(&b);
 }
 
 static kv *fn_lower(const cel_call *c, kv *const *args, size_t nargs) {
@@ -595,7 +527,8 @@ static kv *piece(const cel_call *c, bool bytes, const char *p, size_t n) {
 static kv *split_args(const cel_call *c, kv *const *args, size_t nargs, size_t want) {
   kv *e = arity(c, args, nargs, want);
   if (e) return e;
-  if (!truthy(args[1])) return cel_errorf(c, CEL_ERR_INVALID, "split separator may not be empty");
+  if (!cel_py_truthy(args[1]))
+    return cel_errorf(c, CEL_ERR_INVALID, "split separator may not be empty");
   return NULL;
 }
 
@@ -634,7 +567,7 @@ static kv *fn_split(const cel_call *c, kv *const *args, size_t nargs) {
 static kv *fn_split_first(const cel_call *c, kv *const *args, size_t nargs) {
   kv *e = split_args(c, args, nargs, 2);
   if (e) return e;
-  if (!truthy(args[0])) return kv_string("", 0);
+  if (!cel_py_truthy(args[0])) return kv_string("", 0);
   const kv *s = args[0], *sep = args[1];
   if (!split_types_ok(s, sep)) return cel_no_overload(c, args, nargs);
   const char *hit = memmem(s->u.s.ptr, s->u.s.len, sep->u.s.ptr, sep->u.s.len);
@@ -645,7 +578,7 @@ static kv *fn_split_first(const cel_call *c, kv *const *args, size_t nargs) {
 static kv *fn_split_last(const cel_call *c, kv *const *args, size_t nargs) {
   kv *e = split_args(c, args, nargs, 2);
   if (e) return e;
-  if (!truthy(args[0])) return kv_string("", 0);
+  if (!cel_py_truthy(args[0])) return kv_string("", 0);
   const kv *s = args[0], *sep = args[1];
   if (!split_types_ok(s, sep)) return cel_no_overload(c, args, nargs);
   /* rsplit(sep, 1)[-1]: the part after the last occurrence */
@@ -664,7 +597,7 @@ static kv *fn_split_last(const cel_call *c, kv *const *args, size_t nargs) {
 static kv *fn_split_index(const cel_call *c, kv *const *args, size_t nargs) {
   kv *e = split_args(c, args, nargs, 3);
   if (e) return e;
-  if (!truthy(args[0])) return kv_string("", 0);
+  if (!cel_py_truthy(args[0])) return kv_string("", 0);
   const kv *s = args[0], *sep = args[1], *idx = args[2];
   if (!split_types_ok(s, sep)) return cel_no_overload(c, args, nargs);
   if (idx->kind != KV_INT && idx->kind != KV_UINT && idx->kind != KV_BOOL)
@@ -703,80 +636,79 @@ static kv *fn_replace(const cel_call *c, kv *const *args, size_t nargs) {
                       "Replace error: replace() needs three strings, got (%s, %s, %s)",
                       cel_type_name(s), cel_type_name(old), cel_type_name(nw));
   const char *p = s->u.s.ptr, *end = p + s->u.s.len;
-  jbuf b = {0};
-  jb_puts(&b, "");
+  kv_strbuf b = {0};
   if (old->u.s.len == 0) {
     /* Python: `new` between every character and at both ends */
-    jb_put(&b, nw->u.s.ptr, nw->u.s.len);
+    kv_strbuf_put(&b, nw->u.s.ptr, nw->u.s.len);
     for (size_t i = 0; i < s->u.s.len;) {
       size_t st = i;
       if (k == KV_STRING)
         utf8_next(p, s->u.s.len, &i);
       else
         i++;
-      jb_put(&b, p + st, i - st);
-      jb_put(&b, nw->u.s.ptr, nw->u.s.len);
+      kv_strbuf_put(&b, p + st, i - st);
+      kv_strbuf_put(&b, nw->u.s.ptr, nw->u.s.len);
     }
   } else {
     for (;;) {
       const char *hit = memmem(p, (size_t)(end - p), old->u.s.ptr, old->u.s.len);
       if (!hit) {
-        jb_put(&b, p, (size_t)(end - p));
+        kv_strbuf_put(&b, p, (size_t)(end - p));
         break;
       }
-      jb_put(&b, p, (size_t)(hit - p));
-      jb_put(&b, nw->u.s.ptr, nw->u.s.len);
+      kv_strbuf_put(&b, p, (size_t)(hit - p));
+      kv_strbuf_put(&b, nw->u.s.ptr, nw->u.s.len);
       p = hit + old->u.s.len;
     }
   }
   if (k == KV_BYTES && !kv_utf8_valid(b.p, b.len)) {
-    free(b.p);
+    kv_strbuf_free(&b);
     return cel_errorf(c, CEL_ERR_INVALID, "Replace error: result is not valid UTF-8");
   }
-  return jb_string(&b);
+  return kv_strbuf_take_string(&b);
 }
 
 /* ---- to_json: Python json.dumps(v, sort_keys=True) ---------------------- */
 
-static void json_str(jbuf *b, const char *s, size_t n) {
-  jb_putc(b, '"');
+static void json_str(kv_strbuf *b, const char *s, size_t n) {
+  kv_strbuf_putc(b, '"');
   for (size_t i = 0; i < n;) {
     uint32_t c = utf8_next(s, n, &i);
     char u[16];
     switch (c) {
-    case '"': jb_puts(b, "\\\""); continue;
-    case '\\': jb_puts(b, "\\\\"); continue;
-    case '\n': jb_puts(b, "\\n"); continue;
-    case '\r': jb_puts(b, "\\r"); continue;
-    case '\t': jb_puts(b, "\\t"); continue;
-    case '\b': jb_puts(b, "\\b"); continue;
-    case '\f': jb_puts(b, "\\f"); continue;
+    case '"': kv_strbuf_puts(b, "\\\""); continue;
+    case '\\': kv_strbuf_puts(b, "\\\\"); continue;
+    case '\n': kv_strbuf_puts(b, "\\n"); continue;
+    case '\r': kv_strbuf_puts(b, "\\r"); continue;
+    case '\t': kv_strbuf_puts(b, "\\t"); continue;
+    case '\b': kv_strbuf_puts(b, "\\b"); continue;
+    case '\f': kv_strbuf_puts(b, "\\f"); continue;
     default: break;
     }
     if (c >= 0x20 && c < 0x7F) {
-      jb_putc(b, (char)c);
+      kv_strbuf_putc(b, (char)c);
     } else if (c < 0x10000) {
       snprintf(u, sizeof u, "\\u%04x", (unsigned)c);
-      jb_puts(b, u);
+      kv_strbuf_puts(b, u);
     } else {
       uint32_t v = c - 0x10000;
       snprintf(u, sizeof u, "\\u%04x\\u%04x", (unsigned)(0xD800 + (v >> 10)),
                (unsigned)(0xDC00 + (v & 0x3FF)));
-      jb_puts(b, u);
+      kv_strbuf_puts(b, u);
     }
   }
-  jb_putc(b, '"');
+  kv_strbuf_putc(b, '"');
 }
 
-static void json_double(jbuf *b, double d) {
+static void json_double(kv_strbuf *b, double d) {
   if (isnan(d))
-    jb_puts(b, "NaN");
+    kv_strbuf_puts(b, "NaN");
   else if (isinf(d))
-    jb_puts(b, d < 0 ? "-Infinity" : "Infinity");
+    kv_strbuf_puts(b, d < 0 ? "-Infinity" : "Infinity");
   else {
     char buf[32];
     kv_double_repr(d, buf);
-    jb_puts(b, buf);
+    kv_strbuf_puts(b, buf);
   }
 }
 
@@ -805,30 +737,30 @@ static int entry_cmp(const void *x, const void *y) {
 }
 
 /* Returns NULL on success or an error message (static text or `msg`). */
-static const char *json_dump(jbuf *b, const kv *v, char *msg, size_t msglen, int depth) {
+static const char *json_dump(kv_strbuf *b, const kv *v, char *msg, size_t msglen, int depth) {
   char buf[48];
   if (depth > 1000) return "nesting too deep";
   switch ((kv_kind)v->kind) {
-  case KV_NULL: jb_puts(b, "null"); return NULL;
-  case KV_BOOL: jb_puts(b, v->u.b ? "1" : "0"); return NULL; /* quirk 7 */
+  case KV_NULL: kv_strbuf_puts(b, "null"); return NULL;
+  case KV_BOOL: kv_strbuf_puts(b, v->u.b ? "1" : "0"); return NULL; /* quirk 7 */
   case KV_INT:
     snprintf(buf, sizeof buf, "%lld", (long long)v->u.i);
-    jb_puts(b, buf);
+    kv_strbuf_puts(b, buf);
     return NULL;
   case KV_UINT:
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)v->u.u);
-    jb_puts(b, buf);
+    kv_strbuf_puts(b, buf);
     return NULL;
   case KV_DOUBLE: json_double(b, v->u.d); return NULL;
   case KV_STRING: json_str(b, v->u.s.ptr, v->u.s.len); return NULL;
   case KV_LIST:
-    jb_putc(b, '[');
+    kv_strbuf_putc(b, '[');
     for (size_t i = 0; i < v->u.list.len; i++) {
-      if (i) jb_puts(b, ", ");
+      if (i) kv_strbuf_puts(b, ", ");
       const char *err = json_dump(b, v->u.list.items[i], msg, msglen, depth + 1);
       if (err) return err;
     }
-    jb_putc(b, ']');
+    kv_strbuf_putc(b, ']');
     return NULL;
   case KV_MAP: {
     size_t n = v->u.map.len;
@@ -858,35 +790,35 @@ static const char *json_dump(jbuf *b, const kv *v, char *msg, size_t msglen, int
     g_sort_map = v;
     qsort(order, n, sizeof *order, entry_cmp);
     g_sort_map = saved;
-    jb_putc(b, '{');
+    kv_strbuf_putc(b, '{');
     const char *err = NULL;
     for (size_t x = 0; x < n && !err; x++) {
       const kv *k = v->u.map.keys[order[x]];
-      if (x) jb_puts(b, ", ");
+      if (x) kv_strbuf_puts(b, ", ");
       switch ((kv_kind)k->kind) {
       case KV_STRING: json_str(b, k->u.s.ptr, k->u.s.len); break;
       case KV_DOUBLE: {
-        jbuf t = {0};
+        kv_strbuf t = {0};
         json_double(&t, k->u.d);
         json_str(b, t.p, t.len);
-        free(t.p);
+        kv_strbuf_free(&t);
         break;
       }
-      case KV_NULL: jb_puts(b, "\"null\""); break;
+      case KV_NULL: kv_strbuf_puts(b, "\"null\""); break;
       default: {
-        jbuf t = {0};
+        kv_strbuf t = {0};
         json_dump(&t, k, msg, msglen, depth + 1);
         json_str(b, t.p, t.len);
-        free(t.p);
+        kv_strbuf_free(&t);
         break;
       }
       }
-      jb_puts(b, ": ");
+      kv_strbuf_puts(b, ": ");
       err = json_dump(b, v->u.map.vals[order[x]], msg, msglen, depth + 1);
     }
     free(order);
     if (err) return err;
-    jb_putc(b, '}');
+    kv_strbuf_putc(b, '}');
     return NULL;
   }
   default:
@@ -898,14 +830,14 @@ static const char *json_dump(jbuf *b, const kv *v, char *msg, size_t msglen, int
 static kv *fn_to_json(const cel_call *c, kv *const *args, size_t nargs) {
   kv *e = arity(c, args, nargs, 1);
   if (e) return e;
-  jbuf b = {0};
+  kv_strbuf b = {0};
   char msg[256];
   const char *err = json_dump(&b, args[0], msg, sizeof msg, 0);
   if (err) {
-    free(b.p);
+    kv_strbuf_free(&b);
     return cel_errorf(c, CEL_ERR_INVALID, "JSON Encoding error: %s", err);
   }
-  return jb_string(&b);
+  return kv_strbuf_take_string(&b);
 }
 
 /* ---- from_json: Python json.loads -------------------------------------- */
@@ -969,29 +901,28 @@ static bool jp_hex4(jparse *p, size_t at, uint32_t *out) {
 
 static kv *jp_string(jparse *p) {
   p->i++; /* opening quote */
-  jbuf b = {0};
-  jb_puts(&b, "");
+  kv_strbuf b = {0};
   for (;;) {
     if (p->i >= p->n) {
-      free(b.p);
+      kv_strbuf_free(&b);
       return jp_fail(p, "unterminated string");
     }
     unsigned char ch = (unsigned char)p->s[p->i];
     if (ch == '"') {
       p->i++;
-      return jb_string(&b);
+      return kv_strbuf_take_string(&b);
     }
     if (ch < 0x20) {
-      free(b.p);
+      kv_strbuf_free(&b);
       return jp_fail(p, "invalid control character in string");
     }
     if (ch != '\\') {
-      jb_putc(&b, (char)ch);
+      kv_strbuf_putc(&b, (char)ch);
       p->i++;
       continue;
     }
     if (p->i + 1 >= p->n) {
-      free(b.p);
+      kv_strbuf_free(&b);
       return jp_fail(p, "unterminated string");
     }
     char esc = p->s[p->i + 1];
@@ -1006,16 +937,16 @@ static kv *jp_string(jparse *p) {
     case 'r': simple = "\r"; break;
     case 't': simple = "\t"; break;
     case 'u': break;
-    default: free(b.p); return jp_fail(p, "invalid \\escape");
+    default: kv_strbuf_free(&b); return jp_fail(p, "invalid \\escape");
     }
     if (simple) {
-      jb_puts(&b, simple);
+      kv_strbuf_puts(&b, simple);
       p->i += 2;
       continue;
     }
     uint32_t u;
     if (!jp_hex4(p, p->i + 2, &u)) {
-      free(b.p);
+      kv_strbuf_free(&b);
       return jp_fail(p, "invalid \\uXXXX escape");
     }
     p->i += 6;
@@ -1029,14 +960,10 @@ static kv *jp_string(jparse *p) {
     }
     if (u >= 0xD800 && u <= 0xDFFF) {
       /* Python keeps a lone surrogate; a UTF-8 string cannot hold one */
-      free(b.p);
+      kv_strbuf_free(&b);
       return jp_fail(p, "lone surrogate in \\u escape");
     }
-    if (u == 0) {
-      jb_put(&b, "", 1);
-    } else {
-      put_utf8(&b, u);
-    }
+    kv_strbuf_put_utf8(&b, u); /* U+0000 too: one NUL byte */
   }
 }
 
@@ -1217,8 +1144,6 @@ static kv *fn_from_json(const cel_call *c, kv *const *args, size_t nargs) {
 
 /* ---- base64 ------------------------------------------------------------ */
 
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 static kv *fn_b64encode(const cel_call *c, kv *const *args, size_t nargs) {
   kv *e = arity(c, args, nargs, 1);
   if (e) return e;
@@ -1227,28 +1152,9 @@ static kv *fn_b64encode(const cel_call *c, kv *const *args, size_t nargs) {
     return cel_errorf(c, CEL_ERR_INVALID,
                       "Base64 Encoding error: b64encode() needs a string, not %s",
                       cel_type_name(s));
-  const unsigned char *p = (const unsigned char *)s->u.s.ptr;
-  size_t n = s->u.s.len;
-  jbuf b = {0};
-  jb_puts(&b, "");
-  for (size_t i = 0; i < n; i += 3) {
-    uint32_t v = (uint32_t)p[i] << 16;
-    if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
-    if (i + 2 < n) v |= p[i + 2];
-    char q[4] = {B64[(v >> 18) & 63], B64[(v >> 12) & 63], i + 1 < n ? B64[(v >> 6) & 63] : '=',
-                 i + 2 < n ? B64[v & 63] : '='};
-    jb_put(&b, q, 4);
-  }
-  return jb_string(&b);
-}
-
-static int b64_val(unsigned char ch) {
-  if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-  if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-  if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-  if (ch == '+') return 62;
-  if (ch == '/') return 63;
-  return -1;
+  kv_strbuf b = {0};
+  kv_strbuf_put_base64(&b, s->u.s.ptr, s->u.s.len);
+  return kv_strbuf_take_string(&b);
 }
 
 /* Python's base64.b64decode(s) (binascii.a2b_base64, non-strict):
@@ -1280,7 +1186,7 @@ static kv *fn_b64decode(const cel_call *c, kv *const *args, size_t nargs) {
       if (quad >= 2 && quad + ++pads >= 4) done = true;
       continue;
     }
-    int v = b64_val(p[i]);
+    int v = kv_base64_digit(p[i]);
     if (v < 0) continue;
     pads = 0;
     data++;

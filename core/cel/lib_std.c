@@ -224,23 +224,11 @@ static kv *fn_double(const cel_call *c, kv *const *a, size_t n) {
 static kv *double_to_string(double d) {
   if (isnan(d)) return kv_cstring("NaN");
   if (isinf(d)) return kv_cstring(d < 0 ? "-Infinity" : "Infinity");
-  char e[40];
-  int prec;
-  for (prec = 0; prec < 17; prec++) {
-    snprintf(e, sizeof e, "%.*e", prec, d);
-    if (strtod(e, NULL) == d) break;
-  }
   char digits[24];
-  int nd = 0;
-  bool neg = e[0] == '-';
-  const char *p = e + neg;
-  for (; *p && *p != 'e'; p++)
-    if (*p >= '0' && *p <= '9') digits[nd++] = *p;
-  int x = atoi(p + 1);
-  while (nd > 1 && digits[nd - 1] == '0')
-    nd--;
+  int x;
+  int nd = kv_double_digits(d, digits, &x);
   char out[64], *o = out;
-  if (neg) *o++ = '-';
+  if (signbit(d)) *o++ = '-'; /* -0.0 too: "-0" */
   if (d == 0) {
     *o++ = '0';
   } else if (x < -4 || x >= 21) {

@@ -14,125 +14,22 @@
  * and uint.
  */
 #include "cel/cel_impl.h"
+#include "cel/lib_time.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- string builder -------------------------------------------------- */
-
-typedef struct sbuf {
-  char *p;
-  size_t n, cap;
-} sbuf;
-
-static void sb_reserve(sbuf *b, size_t extra) {
-  if (b->n + extra + 1 <= b->cap) return;
-  size_t cap = b->cap ? b->cap : 32;
-  while (cap < b->n + extra + 1)
-    cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (!p) kv_oom();
-  b->p = p;
-  b->cap = cap;
-  b->p[b->n] = 0;
-}
-static void sb_put(sbuf *b, const char *s, size_t n) {
-  sb_reserve(b, n);
-  if (n) memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-static void sb_putc(sbuf *b, char ch) { sb_put(b, &ch, 1); }
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  va_list ap2;
-  va_copy(ap2, ap);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (n < 0) kv_oom();
-  sb_reserve(b, (size_t)n);
-  vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap2);
-  va_end(ap2);
-  b->n += (size_t)n;
-}
-/* Append code point `r` as UTF-8. */
-static void sb_rune(sbuf *b, uint32_t r) {
-  char o[4];
-  size_t n;
-  if (r < 0x80) {
-    o[0] = (char)r;
-    n = 1;
-  } else if (r < 0x800) {
-    o[0] = (char)(0xC0 | (r >> 6));
-    o[1] = (char)(0x80 | (r & 0x3F));
-    n = 2;
-  } else if (r < 0x10000) {
-    o[0] = (char)(0xE0 | (r >> 12));
-    o[1] = (char)(0x80 | ((r >> 6) & 0x3F));
-    o[2] = (char)(0x80 | (r & 0x3F));
-    n = 3;
-  } else {
-    o[0] = (char)(0xF0 | (r >> 18));
-    o[1] = (char)(0x80 | ((r >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((r >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (r & 0x3F));
-    n = 4;
-  }
-  sb_put(b, o, n);
-}
-/* The builder's text as a new string value (the builder is emptied). */
-static kv *sb_to_string(sbuf *b) {
-  if (!b->p) return kv_string("", 0);
-  kv *v = kv_string_take(b->p, b->n);
-  b->p = NULL;
-  b->n = b->cap = 0;
-  return v;
-}
-static void sb_free(sbuf *b) {
-  free(b->p);
-  b->p = NULL;
-  b->n = b->cap = 0;
-}
-
 /* ---- UTF-8 ------------------------------------------------------------ */
 
 /* Decode one code point at s[0..n) (n > 0).  Invalid or truncated
  * sequences decode as U+FFFD of width 1, as Go does. */
-static uint32_t u8_decode(const char *str, size_t n, size_t *width) {
-  const unsigned char *s = (const unsigned char *)str;
-  unsigned c = s[0];
-  *width = 1;
-  if (c < 0x80) return c;
-  size_t k;
-  uint32_t cp, min;
-  if (c >= 0xC2 && c <= 0xDF) {
-    k = 1;
-    cp = c & 0x1F;
-    min = 0x80;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    k = 2;
-    cp = c & 0x0F;
-    min = 0x800;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    k = 3;
-    cp = c & 0x07;
-    min = 0x10000;
-  } else {
-    return 0xFFFD;
-  }
-  if (n <= k) return 0xFFFD;
-  for (size_t i = 1; i <= k; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0xFFFD;
-    cp = (cp << 6) | (s[i] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0xFFFD;
-  *width = k + 1;
-  return cp;
+static uint32_t u8_decode(const char *s, size_t n, size_t *width) {
+  uint32_t cp;
+  size_t k = kv_utf8_decode(s, n, &cp);
+  *width = k ? k : 1;
+  return k ? cp : 0xFFFD;
 }
 
 /* A string decoded to code points: r[i] is the i-th code point, off[i] its
@@ -355,12 +252,12 @@ static kv *fn_reverse(const cel_call *c, kv *const *a, size_t n) {
   if (n != 1 || !is_str(a[0])) return cel_no_overload(c, a, n);
   runes s;
   runes_decode(&s, kv_str(a[0]), kv_len(a[0]));
-  sbuf b = {0};
-  sb_reserve(&b, kv_len(a[0]));
+  kv_strbuf b = {0};
+  kv_strbuf_reserve(&b, kv_len(a[0]));
   for (size_t i = s.n; i-- > 0;)
-    sb_rune(&b, s.r[i]);
+    kv_strbuf_put_utf8(&b, s.r[i]);
   runes_free(&s);
-  return sb_to_string(&b);
+  return kv_strbuf_take_string(&b);
 }
 
 /* strings.quote(<string>): the text in double quotes with \a \b \f \n \r
@@ -369,25 +266,25 @@ static kv *fn_quote(const cel_call *c, kv *const *a, size_t n) {
   if (n != 1 || !is_str(a[0])) return cel_no_overload(c, a, n);
   runes s;
   runes_decode(&s, kv_str(a[0]), kv_len(a[0]));
-  sbuf b = {0};
-  sb_putc(&b, '"');
+  kv_strbuf b = {0};
+  kv_strbuf_putc(&b, '"');
   for (size_t i = 0; i < s.n; i++) {
     switch (s.r[i]) {
-    case '\a': sb_puts(&b, "\\a"); break;
-    case '\b': sb_puts(&b, "\\b"); break;
-    case '\f': sb_puts(&b, "\\f"); break;
-    case '\n': sb_puts(&b, "\\n"); break;
-    case '\r': sb_puts(&b, "\\r"); break;
-    case '\t': sb_puts(&b, "\\t"); break;
-    case '\v': sb_puts(&b, "\\v"); break;
-    case '\\': sb_puts(&b, "\\\\"); break;
-    case '"': sb_puts(&b, "\\\""); break;
-    default: sb_rune(&b, s.r[i]);
+    case '\a': kv_strbuf_puts(&b, "\\a"); break;
+    case '\b': kv_strbuf_puts(&b, "\\b"); break;
+    case '\f': kv_strbuf_puts(&b, "\\f"); break;
+    case '\n': kv_strbuf_puts(&b, "\\n"); break;
+    case '\r': kv_strbuf_puts(&b, "\\r"); break;
+    case '\t': kv_strbuf_puts(&b, "\\t"); break;
+    case '\v': kv_strbuf_puts(&b, "\\v"); break;
+    case '\\': kv_strbuf_puts(&b, "\\\\"); break;
+    case '"': kv_strbuf_puts(&b, "\\\""); break;
+    default: kv_strbuf_put_utf8(&b, s.r[i]);
     }
   }
-  sb_putc(&b, '"');
+  kv_strbuf_putc(&b, '"');
   runes_free(&s);
-  return sb_to_string(&b);
+  return kv_strbuf_take_string(&b);
 }
 
 /* ---- replace, split, join ------------------------------------------------ */
@@ -424,7 +321,7 @@ static kv *fn_replace(const cel_call *c, kv *const *a, size_t n) {
   size_t m = count_bytes(s, len, old, on);
   if (limit == 0 || m == 0) return kv_ref(a[0]);
   size_t times = (limit < 0 || (uint64_t)limit > m) ? m : (size_t)limit;
-  sbuf b = {0};
+  kv_strbuf b = {0};
   size_t start = 0;
   for (size_t i = 0; i < times; i++) {
     size_t j = start;
@@ -437,12 +334,12 @@ static kv *fn_replace(const cel_call *c, kv *const *a, size_t n) {
     } else {
       j = (size_t)find_bytes(s, len, start, old, on);
     }
-    sb_put(&b, s + start, j - start);
-    sb_put(&b, rep, rn);
+    kv_strbuf_put(&b, s + start, j - start);
+    kv_strbuf_put(&b, rep, rn);
     start = j + on;
   }
-  sb_put(&b, s + start, len - start);
-  return sb_to_string(&b);
+  kv_strbuf_put(&b, s + start, len - start);
+  return kv_strbuf_take_string(&b);
 }
 
 /* <string>.split(<string> sep[, <int> limit]) -> list(string): Go's
@@ -493,113 +390,80 @@ static kv *fn_join(const cel_call *c, kv *const *a, size_t n) {
   size_t k = kv_len(a[0]);
   for (size_t i = 0; i < k; i++)
     if (!is_str(kv_list_at(a[0], i))) return cel_no_overload(c, a, n);
-  sbuf b = {0};
+  kv_strbuf b = {0};
   for (size_t i = 0; i < k; i++) {
-    if (i > 0 && n == 2) sb_put(&b, kv_str(a[1]), kv_len(a[1]));
+    if (i > 0 && n == 2) kv_strbuf_put(&b, kv_str(a[1]), kv_len(a[1]));
     const kv *e = kv_list_at(a[0], i);
-    sb_put(&b, kv_str(e), kv_len(e));
+    kv_strbuf_put(&b, kv_str(e), kv_len(e));
   }
-  return sb_to_string(&b);
+  return kv_strbuf_take_string(&b);
 }
 
 /* ---- format -------------------------------------------------------------- */
 
-/* Shortest decimal digits of finite non-zero |d|: digits[0..nd) and the
- * decimal exponent of the first digit. */
-static void shortest_digits(double d, char digits[24], int *nd, int *exp10) {
-  char e[40];
-  int prec;
-  for (prec = 0; prec < 17; prec++) {
-    snprintf(e, sizeof e, "%.*e", prec, fabs(d));
-    if (strtod(e, NULL) == fabs(d)) break;
-  }
-  int k = 0;
-  const char *p = e;
-  for (; *p && *p != 'e'; p++)
-    if (*p >= '0' && *p <= '9') digits[k++] = *p;
-  while (k > 1 && digits[k - 1] == '0')
-    k--;
-  *nd = k;
-  *exp10 = atoi(p + 1);
-}
-
 /* Go's strconv.FormatFloat(d, 'f', -1, 64) for finite d: the shortest
  * round-tripping digits, never an exponent ("100000000000000000000",
  * "0.000001", "-0"). */
-static void put_double_fixed(sbuf *b, double d) {
-  if (signbit(d)) sb_putc(b, '-');
+static void put_double_fixed(kv_strbuf *b, double d) {
+  if (signbit(d)) kv_strbuf_putc(b, '-');
   if (d == 0) {
-    sb_putc(b, '0');
+    kv_strbuf_putc(b, '0');
     return;
   }
   char digits[24];
-  int nd, ex;
-  shortest_digits(d, digits, &nd, &ex);
+  int ex;
+  int nd = kv_double_digits(d, digits, &ex);
   if (ex >= 0) {
     for (int i = 0; i <= ex; i++)
-      sb_putc(b, i < nd ? digits[i] : '0');
+      kv_strbuf_putc(b, i < nd ? digits[i] : '0');
     if (nd > ex + 1) {
-      sb_putc(b, '.');
-      sb_put(b, digits + ex + 1, (size_t)(nd - ex - 1));
+      kv_strbuf_putc(b, '.');
+      kv_strbuf_put(b, digits + ex + 1, (size_t)(nd - ex - 1));
     }
   } else {
-    sb_puts(b, "0.");
+    kv_strbuf_puts(b, "0.");
     for (int i = 0; i < -ex - 1; i++)
-      sb_putc(b, '0');
-    sb_put(b, digits, (size_t)nd);
+      kv_strbuf_putc(b, '0');
+    kv_strbuf_put(b, digits, (size_t)nd);
   }
 }
 
 /* NaN / Infinity / -Infinity as format() prints them; false if finite. */
-static bool put_nonfinite(sbuf *b, double d) {
+static bool put_nonfinite(kv_strbuf *b, double d) {
   if (isnan(d))
-    sb_puts(b, "NaN");
+    kv_strbuf_puts(b, "NaN");
   else if (isinf(d))
-    sb_puts(b, d < 0 ? "-Infinity" : "Infinity");
+    kv_strbuf_puts(b, d < 0 ? "-Infinity" : "Infinity");
   else
     return false;
   return true;
 }
 
-/* Days since 1970-01-01 -> civil date (proleptic Gregorian). */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-  z += 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  unsigned doe = (unsigned)(z - era * 146097);
-  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t yy = (int64_t)yoe + era * 400;
-  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = yy + (*m <= 2);
-}
-
 /* Go's time.RFC3339Nano in UTC: "2023-02-03T23:31:20.5Z". */
-static void put_timestamp(sbuf *b, int64_t sec, int32_t nsec) {
+static void put_timestamp(kv_strbuf *b, int64_t sec, int32_t nsec) {
   int64_t days = sec / 86400, rem = sec % 86400;
   if (rem < 0) {
     rem += 86400;
     days--;
   }
   int64_t y;
-  unsigned mo, d;
-  civil_from_days(days, &y, &mo, &d);
-  sb_printf(b, "%04lld-%02u-%02uT%02d:%02d:%02d", (long long)y, mo, d, (int)(rem / 3600),
-            (int)(rem / 60 % 60), (int)(rem % 60));
+  int mo, d;
+  cel_civil_from_days(days, &y, &mo, &d);
+  kv_strbuf_printf(b, "%04lld-%02d-%02dT%02d:%02d:%02d", (long long)y, mo, d, (int)(rem / 3600),
+                   (int)(rem / 60 % 60), (int)(rem % 60));
   if (nsec > 0) {
     char frac[16];
     snprintf(frac, sizeof frac, "%09d", (int)nsec);
     int k = 9;
     while (k > 0 && frac[k - 1] == '0')
       k--;
-    sb_putc(b, '.');
-    sb_put(b, frac, (size_t)k);
+    kv_strbuf_putc(b, '.');
+    kv_strbuf_put(b, frac, (size_t)k);
   }
-  sb_putc(b, 'Z');
+  kv_strbuf_putc(b, 'Z');
 }
 
-static void put_uint_base(sbuf *b, uint64_t u, unsigned base, bool upper) {
+static void put_uint_base(kv_strbuf *b, uint64_t u, unsigned base, bool upper) {
   const char *dig = upper ? "0123456789ABCDEF" : "0123456789abcdef";
   char tmp[65];
   int k = 0;
@@ -608,11 +472,11 @@ static void put_uint_base(sbuf *b, uint64_t u, unsigned base, bool upper) {
     u /= base;
   } while (u);
   while (k > 0)
-    sb_putc(b, tmp[--k]);
+    kv_strbuf_putc(b, tmp[--k]);
 }
-static void put_int_base(sbuf *b, int64_t i, unsigned base, bool upper) {
+static void put_int_base(kv_strbuf *b, int64_t i, unsigned base, bool upper) {
   if (i < 0) {
-    sb_putc(b, '-');
+    kv_strbuf_putc(b, '-');
     put_uint_base(b, (uint64_t)0 - (uint64_t)i, base, upper);
   } else {
     put_uint_base(b, (uint64_t)i, base, upper);
@@ -620,57 +484,57 @@ static void put_int_base(sbuf *b, int64_t i, unsigned base, bool upper) {
 }
 
 /* Append bytes as text, replacing invalid UTF-8 with U+FFFD. */
-static void put_text(sbuf *b, const char *s, size_t len) {
+static void put_text(kv_strbuf *b, const char *s, size_t len) {
   if (kv_utf8_valid(s, len)) {
-    sb_put(b, s, len);
+    kv_strbuf_put(b, s, len);
     return;
   }
   for (size_t i = 0; i < len;) {
     size_t w;
-    sb_rune(b, u8_decode(s + i, len - i, &w));
+    kv_strbuf_put_utf8(b, u8_decode(s + i, len - i, &w));
     i += w;
   }
 }
 
 typedef struct fmt_entry {
-  sbuf key, val;
+  kv_strbuf key, val;
   size_t order;
 } fmt_entry;
 
 static int fmt_entry_cmp(const void *x, const void *y) {
   const fmt_entry *a = x, *b = y;
-  size_t n = a->key.n < b->key.n ? a->key.n : b->key.n;
+  size_t n = a->key.len < b->key.len ? a->key.len : b->key.len;
   int r = n ? memcmp(a->key.p, b->key.p, n) : 0;
   if (r) return r;
-  if (a->key.n != b->key.n) return a->key.n < b->key.n ? -1 : 1;
+  if (a->key.len != b->key.len) return a->key.len < b->key.len ? -1 : 1;
   return a->order < b->order ? -1 : a->order > b->order;
 }
 
 /* %s: any value as text.  Returns false only for a kind %s cannot show. */
-static bool put_value(sbuf *b, const kv *v) {
+static bool put_value(kv_strbuf *b, const kv *v) {
   switch ((kv_kind)v->kind) {
-  case KV_NULL: sb_puts(b, "null"); return true;
-  case KV_BOOL: sb_puts(b, v->u.b ? "true" : "false"); return true;
-  case KV_INT: sb_printf(b, "%lld", (long long)v->u.i); return true;
-  case KV_UINT: sb_printf(b, "%llu", (unsigned long long)v->u.u); return true;
+  case KV_NULL: kv_strbuf_puts(b, "null"); return true;
+  case KV_BOOL: kv_strbuf_puts(b, v->u.b ? "true" : "false"); return true;
+  case KV_INT: kv_strbuf_printf(b, "%lld", (long long)v->u.i); return true;
+  case KV_UINT: kv_strbuf_printf(b, "%llu", (unsigned long long)v->u.u); return true;
   case KV_DOUBLE:
     if (!put_nonfinite(b, v->u.d)) put_double_fixed(b, v->u.d);
     return true;
   case KV_STRING:
   case KV_BYTES: put_text(b, kv_str(v), kv_len(v)); return true;
-  case KV_TYPE: sb_put(b, v->u.s.ptr, v->u.s.len); return true;
+  case KV_TYPE: kv_strbuf_put(b, v->u.s.ptr, v->u.s.len); return true;
   case KV_TIMESTAMP: put_timestamp(b, v->u.t.sec, v->u.t.nsec); return true;
   case KV_DURATION:
     put_double_fixed(b, (double)v->u.t.sec + (double)v->u.t.nsec / 1e9);
-    sb_putc(b, 's');
+    kv_strbuf_putc(b, 's');
     return true;
   case KV_LIST:
-    sb_putc(b, '[');
+    kv_strbuf_putc(b, '[');
     for (size_t i = 0; i < kv_len(v); i++) {
-      if (i) sb_puts(b, ", ");
+      if (i) kv_strbuf_puts(b, ", ");
       if (!put_value(b, kv_list_at(v, i))) return false;
     }
-    sb_putc(b, ']');
+    kv_strbuf_putc(b, ']');
     return true;
   case KV_MAP: {
     size_t k = kv_len(v);
@@ -684,18 +548,18 @@ static bool put_value(sbuf *b, const kv *v) {
     }
     if (ok) {
       qsort(ents, k, sizeof *ents, fmt_entry_cmp);
-      sb_putc(b, '{');
+      kv_strbuf_putc(b, '{');
       for (size_t i = 0; i < k; i++) {
-        if (i) sb_puts(b, ", ");
-        sb_put(b, ents[i].key.p, ents[i].key.n);
-        sb_puts(b, ": ");
-        sb_put(b, ents[i].val.p, ents[i].val.n);
+        if (i) kv_strbuf_puts(b, ", ");
+        kv_strbuf_put(b, ents[i].key.p, ents[i].key.len);
+        kv_strbuf_puts(b, ": ");
+        kv_strbuf_put(b, ents[i].val.p, ents[i].val.len);
       }
-      sb_putc(b, '}');
+      kv_strbuf_putc(b, '}');
     }
     for (size_t i = 0; i < k; i++) {
-      sb_free(&ents[i].key);
-      sb_free(&ents[i].val);
+      kv_strbuf_free(&ents[i].key);
+      kv_strbuf_free(&ents[i].val);
     }
     free(ents);
     return ok;
@@ -716,7 +580,7 @@ static bool as_double(const kv *v, double *d) {
 
 /* One clause applied to `v`.  Returns NULL on success, else the error text
  * (without the "was given T" tail). */
-static const char *format_clause(sbuf *b, char clause, int prec, const kv *v) {
+static const char *format_clause(kv_strbuf *b, char clause, int prec, const kv *v) {
   double d;
   switch (clause) {
   case 's':
@@ -726,9 +590,9 @@ static const char *format_clause(sbuf *b, char clause, int prec, const kv *v) {
     return NULL;
   case 'd':
     if (v->kind == KV_INT)
-      sb_printf(b, "%lld", (long long)v->u.i);
+      kv_strbuf_printf(b, "%lld", (long long)v->u.i);
     else if (v->kind == KV_UINT)
-      sb_printf(b, "%llu", (unsigned long long)v->u.u);
+      kv_strbuf_printf(b, "%llu", (unsigned long long)v->u.u);
     else if (v->kind == KV_DOUBLE) {
       if (!put_nonfinite(b, v->u.d)) put_double_fixed(b, v->u.d);
     } else
@@ -736,11 +600,11 @@ static const char *format_clause(sbuf *b, char clause, int prec, const kv *v) {
     return NULL;
   case 'f':
     if (!as_double(v, &d)) return "fixed-point clause can only be used on doubles";
-    if (!put_nonfinite(b, d)) sb_printf(b, "%.*f", prec, d);
+    if (!put_nonfinite(b, d)) kv_strbuf_printf(b, "%.*f", prec, d);
     return NULL;
   case 'e':
     if (!as_double(v, &d)) return "scientific clause can only be used on doubles";
-    if (!put_nonfinite(b, d)) sb_printf(b, "%.*e", prec, d);
+    if (!put_nonfinite(b, d)) kv_strbuf_printf(b, "%.*e", prec, d);
     return NULL;
   case 'b':
     if (v->kind == KV_INT)
@@ -748,7 +612,7 @@ static const char *format_clause(sbuf *b, char clause, int prec, const kv *v) {
     else if (v->kind == KV_UINT)
       put_uint_base(b, v->u.u, 2, false);
     else if (v->kind == KV_BOOL)
-      sb_putc(b, v->u.b ? '1' : '0');
+      kv_strbuf_putc(b, v->u.b ? '1' : '0');
     else
       return "only integers and bools can be formatted as binary";
     return NULL;
@@ -770,7 +634,7 @@ static const char *format_clause(sbuf *b, char clause, int prec, const kv *v) {
     else if (v->kind == KV_STRING || v->kind == KV_BYTES) {
       const unsigned char *p = (const unsigned char *)kv_str(v);
       for (size_t i = 0; i < kv_len(v); i++)
-        sb_printf(b, up ? "%02X" : "%02x", p[i]);
+        kv_strbuf_printf(b, up ? "%02X" : "%02x", p[i]);
     } else
       return "only integers, byte buffers, and strings can be formatted as hex";
     return NULL;
@@ -790,23 +654,23 @@ static kv *fn_format(const cel_call *c, kv *const *a, size_t n) {
   if (n != 2 || !is_str(a[0]) || a[1]->kind != KV_LIST) return cel_no_overload(c, a, n);
   const char *f = kv_str(a[0]);
   size_t len = kv_len(a[0]), nargs = kv_len(a[1]), argi = 0;
-  sbuf b = {0};
+  kv_strbuf b = {0};
   for (size_t i = 0; i < len;) {
     if (f[i] != '%') {
-      sb_putc(&b, f[i++]);
+      kv_strbuf_putc(&b, f[i++]);
       continue;
     }
     if (i + 1 < len && f[i + 1] == '%') {
-      sb_putc(&b, '%');
+      kv_strbuf_putc(&b, '%');
       i += 2;
       continue;
     }
     if (argi >= nargs) {
-      sb_free(&b);
+      kv_strbuf_free(&b);
       return cel_errorf(c, CEL_ERR_INVALID, "index %zu out of range", argi);
     }
     if (i + 1 >= len) {
-      sb_free(&b);
+      kv_strbuf_free(&b);
       return cel_errorf(c, CEL_ERR_INVALID, "unexpected end of string");
     }
     size_t j = i + 1;
@@ -820,19 +684,19 @@ static kv *fn_format(const cel_call *c, kv *const *a, size_t n) {
         j++;
       }
       if (j >= len) {
-        sb_free(&b);
+        kv_strbuf_free(&b);
         return cel_errorf(c, CEL_ERR_INVALID,
                           "could not parse formatting clause: error while parsing precision: "
                           "could not find end of precision specifier");
       }
       if (j == d0) {
-        sb_free(&b);
+        kv_strbuf_free(&b);
         return cel_errorf(c, CEL_ERR_INVALID,
                           "could not parse formatting clause: error while parsing precision: "
                           "missing precision digits after '.'");
       }
       if (p > FORMAT_MAX_PRECISION) {
-        sb_free(&b);
+        kv_strbuf_free(&b);
         return cel_errorf(c, CEL_ERR_INVALID,
                           "could not parse formatting clause: error while parsing precision: "
                           "precision exceeds maximum allowed precision %d",
@@ -844,27 +708,27 @@ static kv *fn_format(const cel_call *c, kv *const *a, size_t n) {
     if (clause == 0 || !strchr("sdfeboxX", clause)) {
       size_t w;
       uint32_t r = u8_decode(f + j, len - j, &w);
-      sbuf rb = {0};
-      sb_rune(&rb, r);
+      kv_strbuf rb = {0};
+      kv_strbuf_put_utf8(&rb, r);
       kv *err = cel_errorf(c, CEL_ERR_INVALID,
                            "could not parse formatting clause: unrecognized formatting clause "
                            "\"%s\"",
                            rb.p);
-      sb_free(&rb);
-      sb_free(&b);
+      kv_strbuf_free(&rb);
+      kv_strbuf_free(&b);
       return err;
     }
     const kv *arg = kv_list_at(a[1], argi);
     const char *why = format_clause(&b, clause, prec, arg);
     if (why) {
-      sb_free(&b);
+      kv_strbuf_free(&b);
       return cel_errorf(c, CEL_ERR_INVALID, "error during formatting: %s, was given %s", why,
                         cel_type_name(arg));
     }
     argi++;
     i = j + 1;
   }
-  return sb_to_string(&b);
+  return kv_strbuf_take_string(&b);
 }
 
 /* ---- table --------------------------------------------------------------- */

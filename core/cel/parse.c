@@ -111,8 +111,7 @@ typedef struct parser {
   bool have_la;
   cel_status *st;
   bool failed;
-  char *buf; /* scratch for literal decoding */
-  size_t blen, bcap;
+  kv_strbuf lit; /* scratch for literal decoding */
 } parser;
 
 /* ---- errors ------------------------------------------------------------ */
@@ -142,41 +141,6 @@ static void fail(parser *p, size_t off, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), 0 if invalid; *cp gets
- * the code point.  Rejects overlong forms, surrogates and > U+10FFFF. */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
-  if (n == 0) return 0;
-  unsigned c = s[0];
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  size_t k;
-  uint32_t v;
-  if (c >= 0xC2 && c <= 0xDF) {
-    k = 2;
-    v = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    k = 3;
-    v = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    k = 4;
-    v = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (n < k) return 0;
-  for (size_t i = 1; i < k; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (s[i] & 0x3F);
-  }
-  if ((k == 3 && v < 0x800) || (k == 4 && (v < 0x10000 || v > 0x10FFFF)) ||
-      (v >= 0xD800 && v <= 0xDFFF))
-    return 0;
-  *cp = v;
-  return k;
-}
-
 /* Quote up to ~40 bytes of source text for a message: printable ASCII and
  * valid UTF-8 as is, other bytes as \xHH; "..." when cut. */
 static const char *excerpt(const char *s, size_t n, char *out, size_t cap) {
@@ -193,8 +157,7 @@ static const char *excerpt(const char *s, size_t n, char *out, size_t cap) {
     if (c >= 0x20 && c < 0x7F) {
       out[o++] = (char)c;
       i++;
-    } else if (c >= 0x80 && (k = utf8_decode((const unsigned char *)s + i, n - i, &cp)) > 0 &&
-               o + k + 8 < cap) {
+    } else if (c >= 0x80 && (k = kv_utf8_decode(s + i, n - i, &cp)) > 0 && o + k + 8 < cap) {
       memcpy(out + o, s + i, k);
       o += k;
       i += k;
@@ -218,51 +181,10 @@ static const char *tok_desc(parser *p, const tok *t, char *out, size_t cap) {
 
 /* ---- scratch buffer ----------------------------------------------------- */
 
-static void buf_reset(parser *p) { p->blen = 0; }
-static void buf_put(parser *p, const void *d, size_t n) {
-  if (!n) return;
-  if (p->blen + n > p->bcap) {
-    size_t cap = p->bcap ? p->bcap : 64;
-    while (cap < p->blen + n)
-      cap *= 2;
-    char *nb = realloc(p->buf, cap);
-    if (!nb) kv_oom();
-    p->buf = nb;
-    p->bcap = cap;
-  }
-  memcpy(p->buf + p->blen, d, n);
-  p->blen += n;
-}
-static void buf_byte(parser *p, unsigned c) {
-  unsigned char b = (unsigned char)c;
-  buf_put(p, &b, 1);
-}
+static void buf_byte(parser *p, unsigned c) { kv_strbuf_putc(&p->lit, (char)c); }
 /* UTF-8 encode `cp` (<= 0x10FFFF); surrogates get the 3-byte form (only
  * the Koreo dialect lets them through; see the file comment). */
-static void buf_cp(parser *p, uint32_t cp) {
-  unsigned char u[4];
-  size_t n;
-  if (cp < 0x80) {
-    u[0] = (unsigned char)cp;
-    n = 1;
-  } else if (cp < 0x800) {
-    u[0] = (unsigned char)(0xC0 | (cp >> 6));
-    u[1] = (unsigned char)(0x80 | (cp & 0x3F));
-    n = 2;
-  } else if (cp < 0x10000) {
-    u[0] = (unsigned char)(0xE0 | (cp >> 12));
-    u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    u[2] = (unsigned char)(0x80 | (cp & 0x3F));
-    n = 3;
-  } else {
-    u[0] = (unsigned char)(0xF0 | (cp >> 18));
-    u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    u[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    n = 4;
-  }
-  buf_put(p, u, n);
-}
+static void buf_cp(parser *p, uint32_t cp) { kv_strbuf_put_utf8(&p->lit, cp); }
 
 /* ---- lexer ------------------------------------------------------------- */
 
@@ -298,11 +220,11 @@ static bool read_hex(parser *p, size_t i, size_t end, int n, uint32_t *out) {
 }
 
 /* Standard dialect: decode the body [b, e) of a string/bytes literal into
- * p->buf (CEL "String and Bytes Literals").  Returns false after fail(). */
+ * p->lit (CEL "String and Bytes Literals").  Returns false after fail(). */
 static bool decode_std(parser *p, size_t b, size_t e, bool raw, bool bytes) {
-  buf_reset(p);
+  kv_strbuf_clear(&p->lit);
   if (raw) {
-    buf_put(p, p->src + b, e - b);
+    kv_strbuf_put(&p->lit, p->src + b, e - b);
     return true;
   }
   size_t i = b;
@@ -310,7 +232,7 @@ static bool decode_std(parser *p, size_t b, size_t e, bool raw, bool bytes) {
     size_t run = i;
     while (run < e && p->src[run] != '\\')
       run++;
-    buf_put(p, p->src + i, run - i);
+    kv_strbuf_put(&p->lit, p->src + i, run - i);
     i = run;
     if (i >= e) break;
     /* escape at i */
@@ -407,7 +329,7 @@ static bool decode_std(parser *p, size_t b, size_t e, bool raw, bool bytes) {
     default: {
       char ex[64];
       uint32_t cp;
-      size_t k = c < 0 ? 0 : utf8_decode((const unsigned char *)p->src + i + 1, e - i - 1, &cp);
+      size_t k = c < 0 ? 0 : kv_utf8_decode(p->src + i + 1, e - i - 1, &cp);
       if (c < 0)
         fail(p, i, "invalid escape sequence: '\\' at the end of the literal");
       else
@@ -427,17 +349,17 @@ static bool decode_std(parser *p, size_t b, size_t e, bool raw, bool bytes) {
  * beyond U+10FFFF raise ValueError when the literal is evaluated.  Returns
  * NULL on success, else the message of that deferred evaluation error. */
 static const char *decode_koreo(parser *p, size_t b, size_t e, bool raw, bool bytes) {
-  buf_reset(p);
+  kv_strbuf_clear(&p->lit);
   const unsigned char *s = (const unsigned char *)p->src;
   if (raw) {
     if (!bytes) {
-      buf_put(p, p->src + b, e - b);
+      kv_strbuf_put(&p->lit, p->src + b, e - b);
       return NULL;
     }
     /* celbytes: bytes(ord(c) for c in text) */
     for (size_t i = b; i < e;) {
       uint32_t cp = 0;
-      size_t k = utf8_decode(s + i, e - i, &cp);
+      size_t k = kv_utf8_decode(p->src + i, e - i, &cp);
       if (!k) k = 1, cp = s[i];
       if (cp > 255) return "bytes must be in range(0, 256)";
       buf_byte(p, cp);
@@ -454,7 +376,15 @@ static const char *decode_koreo(parser *p, size_t b, size_t e, bool raw, bool by
       i++;
       continue;
     }
-    if (c != '\\' || i + 1 >= e) {
+    if (c != '\\') { /* a run of plain characters, copied as is */
+      size_t run = i + 1;
+      while (run < e && s[run] != '\\' && s[run] != '\n')
+        run++;
+      kv_strbuf_put(&p->lit, p->src + i, run - i);
+      i = run;
+      continue;
+    }
+    if (i + 1 >= e) { /* a lone backslash at the end stays */
       buf_byte(p, c);
       i++;
       continue;
@@ -628,13 +558,14 @@ static void lex_string(parser *p, tok *t, size_t start, size_t q, bool raw, bool
   } else if (!decode_std(p, b, end, raw, bytes)) {
     t->k = T_ERROR;
     return;
-  } else if (!bytes && !kv_utf8_valid(p->buf, p->blen)) {
+  } else if (!bytes && !kv_utf8_valid(p->lit.p, p->lit.len)) {
     /* unreachable: the source is valid UTF-8 and escapes are scalar values */
     fail(p, start, "Syntax error: string literal is not valid UTF-8");
     t->k = T_ERROR;
     return;
   }
-  t->v = cel_arena_keep(p->a, bytes ? kv_bytes(p->buf, p->blen) : kv_string(p->buf, p->blen));
+  t->v = cel_arena_keep(p->a,
+                        bytes ? kv_bytes(p->lit.p, p->lit.len) : kv_string(p->lit.p, p->lit.len));
 }
 
 /* Lex a number at p->pos (a digit, or '.' followed by a digit). */
@@ -688,11 +619,10 @@ static void lex_number(parser *p, tok *t) {
     }
   }
   if (isfloat) {
-    buf_reset(p);
-    buf_put(p, s + start, i - start);
-    buf_byte(p, 0);
+    kv_strbuf_clear(&p->lit);
+    kv_strbuf_put(&p->lit, s + start, i - start); /* NUL-terminated */
     t->k = T_DOUBLE;
-    t->d = strtod(p->buf, NULL); /* out of range: +-inf or 0, as CEL and Python */
+    t->d = strtod(p->lit.p, NULL); /* out of range: +-inf or 0, as CEL and Python */
   } else {
     uint64_t m = 0;
     bool big = false;
@@ -799,7 +729,7 @@ static void lex(parser *p, tok *t) {
       } else {
         char ex[64];
         uint32_t cp;
-        size_t k = utf8_decode((const unsigned char *)s + j, n - j, &cp);
+        size_t k = kv_utf8_decode(s + j, n - j, &cp);
         fail(p, j, "Syntax error: character '%s' is not allowed in a quoted identifier",
              excerpt(s + j, k ? k : 1, ex, sizeof ex));
       }
@@ -873,7 +803,7 @@ static void lex(parser *p, tok *t) {
   default: {
     char ex[64];
     uint32_t cp;
-    size_t cl = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+    size_t cl = kv_utf8_decode(s + i, n - i, &cp);
     fail(p, i, "Syntax error: unexpected character '%s'",
          excerpt(s + i, cl ? cl : 1, ex, sizeof ex));
     t->k = T_ERROR;
@@ -1611,15 +1541,17 @@ cel_node *cel_parse(cel_arena *arena, const char *src, size_t len, const cel_par
     fail(p, 0, "expression too long (%zu bytes)", len);
     return NULL;
   }
-  /* the source must be UTF-8 */
-  for (size_t i = 0; i < p->len;) {
-    unsigned char c = (unsigned char)p->src[i];
+  /* the source must be UTF-8 (locals: the ASCII scan stays in registers) */
+  const char *s = p->src;
+  const size_t n = p->len;
+  for (size_t i = 0; i < n;) {
+    unsigned char c = (unsigned char)s[i];
     if (c < 0x80) {
       i++;
       continue;
     }
     uint32_t cp;
-    size_t k = utf8_decode((const unsigned char *)p->src + i, p->len - i, &cp);
+    size_t k = kv_utf8_decode(s + i, n - i, &cp);
     if (!k) {
       fail(p, i, "Syntax error: invalid UTF-8 in expression (byte 0x%02X)", c);
       return NULL;
@@ -1628,99 +1560,64 @@ cel_node *cel_parse(cel_arena *arena, const char *src, size_t len, const cel_par
   }
   cel_node *root = parse_expr(p);
   if (root && !p->failed && peek(p)->k != T_EOF) expected(p, "end of input");
-  free(p->buf);
+  kv_strbuf_free(&p->lit);
   return p->failed ? NULL : root;
 }
 
 /* ---- cel_ast_dump ---------------------------------------------------------- */
 
-typedef struct sbuf {
-  char *p;
-  size_t n, cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 128;
-    while (cap < b->n + n + 1)
-      cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (!np) kv_oom();
-    b->p = np;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-static void sb_fmt(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_fmt(sbuf *b, const char *fmt, ...) {
-  char tmp[64];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n > 0) sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 /* A quoted string/bytes value: printable ASCII as is, \" \\ \n \r \t,
  * valid UTF-8 as is (strings only), everything else \xHH. */
-static void sb_quoted(sbuf *b, const char *s, size_t n, bool bytes) {
-  sb_str(b, bytes ? "b\"" : "\"");
+static void dump_quoted(kv_strbuf *b, const char *s, size_t n, bool bytes) {
+  kv_strbuf_puts(b, bytes ? "b\"" : "\"");
   for (size_t i = 0; i < n;) {
     unsigned char c = (unsigned char)s[i];
     uint32_t cp;
     size_t k;
     if (c == '"' || c == '\\') {
       char e[2] = {'\\', (char)c};
-      sb_put(b, e, 2);
+      kv_strbuf_put(b, e, 2);
       i++;
     } else if (c == '\n') {
-      sb_str(b, "\\n"), i++;
+      kv_strbuf_puts(b, "\\n"), i++;
     } else if (c == '\r') {
-      sb_str(b, "\\r"), i++;
+      kv_strbuf_puts(b, "\\r"), i++;
     } else if (c == '\t') {
-      sb_str(b, "\\t"), i++;
+      kv_strbuf_puts(b, "\\t"), i++;
     } else if (c >= 0x20 && c < 0x7F) {
-      sb_put(b, s + i, 1), i++;
-    } else if (!bytes && c >= 0x80 && (k = utf8_decode((const unsigned char *)s + i, n - i, &cp))) {
-      sb_put(b, s + i, k);
+      kv_strbuf_put(b, s + i, 1), i++;
+    } else if (!bytes && c >= 0x80 && (k = kv_utf8_decode(s + i, n - i, &cp))) {
+      kv_strbuf_put(b, s + i, k);
       i += k;
     } else {
-      sb_fmt(b, "\\x%02X", c);
+      kv_strbuf_printf(b, "\\x%02X", c);
       i++;
     }
   }
-  sb_str(b, "\"");
+  kv_strbuf_puts(b, "\"");
 }
 
-static void dump_value(sbuf *b, const kv *v) {
+static void dump_value(kv_strbuf *b, const kv *v) {
   char tmp[40];
   switch (v->kind) {
-  case KV_NULL: sb_str(b, "null"); break;
-  case KV_BOOL: sb_str(b, v->u.b ? "true" : "false"); break;
-  case KV_INT: sb_fmt(b, "%lld", (long long)v->u.i); break;
-  case KV_UINT: sb_fmt(b, "%lluu", (unsigned long long)v->u.u); break;
+  case KV_NULL: kv_strbuf_puts(b, "null"); break;
+  case KV_BOOL: kv_strbuf_puts(b, v->u.b ? "true" : "false"); break;
+  case KV_INT: kv_strbuf_printf(b, "%lld", (long long)v->u.i); break;
+  case KV_UINT: kv_strbuf_printf(b, "%lluu", (unsigned long long)v->u.u); break;
   case KV_DOUBLE:
     kv_double_repr(v->u.d, tmp);
-    sb_str(b, tmp);
+    kv_strbuf_puts(b, tmp);
     break;
-  case KV_STRING: sb_quoted(b, v->u.s.ptr, v->u.s.len, false); break;
-  case KV_BYTES: sb_quoted(b, v->u.s.ptr, v->u.s.len, true); break;
+  case KV_STRING: dump_quoted(b, v->u.s.ptr, v->u.s.len, false); break;
+  case KV_BYTES: dump_quoted(b, v->u.s.ptr, v->u.s.len, true); break;
   case KV_ERROR:
-    sb_str(b, "(error ");
-    sb_quoted(b, v->u.err.msg ? v->u.err.msg : "", v->u.err.msg ? strlen(v->u.err.msg) : 0, false);
-    sb_str(b, ")");
+    kv_strbuf_puts(b, "(error ");
+    dump_quoted(b, v->u.err.msg ? v->u.err.msg : "", v->u.err.msg ? strlen(v->u.err.msg) : 0,
+                false);
+    kv_strbuf_puts(b, ")");
     break;
-  default: sb_fmt(b, "<%s>", kv_kind_name((kv_kind)v->kind)); break;
+  default: kv_strbuf_printf(b, "<%s>", kv_kind_name((kv_kind)v->kind)); break;
   }
-}
-
-static const char *op_name(int op) {
-  static const char *const names[] = {"?",  "!",  "-", "+",  "-", "*",  "/", "%",
-                                      "==", "!=", "<", "<=", ">", ">=", "in"};
-  return op >= 0 && op <= CEL_OP_IN ? names[op] : "?";
 }
 
 static const char *macro_name(int m) {
@@ -1732,135 +1629,137 @@ static const char *macro_name(int m) {
   return m >= 0 && m <= CEL_M_REDUCE ? names[m] : "?";
 }
 
-static void dump(sbuf *b, const cel_node *n) {
+static void dump(kv_strbuf *b, const cel_node *n) {
   if (!n) {
-    sb_str(b, "nil");
+    kv_strbuf_puts(b, "nil");
     return;
   }
   switch ((cel_node_kind)n->kind) {
   case CN_LIT:
-    sb_str(b, "(lit ");
+    kv_strbuf_puts(b, "(lit ");
     dump_value(b, n->u.lit);
-    sb_str(b, ")");
+    kv_strbuf_puts(b, ")");
     return;
   case CN_IDENT:
-    sb_str(b, "(ident ");
-    sb_str(b, n->u.ident.name);
-    sb_str(b, ")");
+    kv_strbuf_puts(b, "(ident ");
+    kv_strbuf_puts(b, n->u.ident.name);
+    kv_strbuf_puts(b, ")");
     return;
   case CN_SELECT:
-    sb_str(b, "(select ");
+    kv_strbuf_puts(b, "(select ");
     dump(b, n->u.select.operand);
-    sb_str(b, " ");
-    sb_str(b, n->u.select.field);
-    sb_str(b, ")");
+    kv_strbuf_puts(b, " ");
+    kv_strbuf_puts(b, n->u.select.field);
+    kv_strbuf_puts(b, ")");
     return;
   case CN_INDEX:
-    sb_str(b, "(index ");
+    kv_strbuf_puts(b, "(index ");
     dump(b, n->u.bin.a);
-    sb_str(b, " ");
+    kv_strbuf_puts(b, " ");
     dump(b, n->u.bin.b);
-    sb_str(b, ")");
+    kv_strbuf_puts(b, ")");
     return;
   case CN_CALL:
     if (n->u.call.target) {
-      sb_str(b, "(mcall ");
+      kv_strbuf_puts(b, "(mcall ");
       dump(b, n->u.call.target);
-      sb_str(b, " ");
+      kv_strbuf_puts(b, " ");
     } else {
-      sb_str(b, "(call ");
+      kv_strbuf_puts(b, "(call ");
     }
-    sb_str(b, n->u.call.name);
+    kv_strbuf_puts(b, n->u.call.name);
     for (size_t i = 0; i < n->u.call.nargs; i++) {
-      sb_str(b, " ");
+      kv_strbuf_puts(b, " ");
       dump(b, n->u.call.args[i]);
     }
-    sb_str(b, ")");
+    kv_strbuf_puts(b, ")");
     return;
   case CN_UNARY:
-    sb_str(b, "(");
-    sb_str(b, op_name(n->u.un.op));
-    sb_str(b, " ");
+    kv_strbuf_puts(b, "(");
+    kv_strbuf_puts(b, cel_op_name(n->u.un.op));
+    kv_strbuf_puts(b, " ");
     dump(b, n->u.un.a);
-    sb_str(b, ")");
+    kv_strbuf_puts(b, ")");
     return;
   case CN_BINARY:
   case CN_AND:
   case CN_OR:
-    sb_str(b, "(");
-    sb_str(b, n->kind == CN_AND ? "&&" : n->kind == CN_OR ? "||" : op_name(n->u.bin.op));
-    sb_str(b, " ");
+    kv_strbuf_puts(b, "(");
+    kv_strbuf_puts(b, n->kind == CN_AND  ? "&&"
+                      : n->kind == CN_OR ? "||"
+                                         : cel_op_name(n->u.bin.op));
+    kv_strbuf_puts(b, " ");
     dump(b, n->u.bin.a);
-    sb_str(b, " ");
+    kv_strbuf_puts(b, " ");
     dump(b, n->u.bin.b);
-    sb_str(b, ")");
+    kv_strbuf_puts(b, ")");
     return;
   case CN_COND:
-    sb_str(b, "(?: ");
+    kv_strbuf_puts(b, "(?: ");
     dump(b, n->u.cond.c);
-    sb_str(b, " ");
+    kv_strbuf_puts(b, " ");
     dump(b, n->u.cond.t);
-    sb_str(b, " ");
+    kv_strbuf_puts(b, " ");
     dump(b, n->u.cond.f);
-    sb_str(b, ")");
+    kv_strbuf_puts(b, ")");
     return;
   case CN_LIST:
-    sb_str(b, "(list");
+    kv_strbuf_puts(b, "(list");
     for (size_t i = 0; i < n->u.list.n; i++) {
-      sb_str(b, " ");
+      kv_strbuf_puts(b, " ");
       dump(b, n->u.list.elems[i]);
     }
-    sb_str(b, ")");
+    kv_strbuf_puts(b, ")");
     return;
   case CN_MAP:
-    sb_str(b, "(map");
+    kv_strbuf_puts(b, "(map");
     for (size_t i = 0; i < n->u.map.n; i++) {
-      sb_str(b, " (");
+      kv_strbuf_puts(b, " (");
       dump(b, n->u.map.keys[i]);
-      sb_str(b, " ");
+      kv_strbuf_puts(b, " ");
       dump(b, n->u.map.vals[i]);
-      sb_str(b, ")");
+      kv_strbuf_puts(b, ")");
     }
-    sb_str(b, ")");
+    kv_strbuf_puts(b, ")");
     return;
   case CN_STRUCT:
-    sb_str(b, "(struct ");
-    sb_str(b, n->u.strct.type_name);
+    kv_strbuf_puts(b, "(struct ");
+    kv_strbuf_puts(b, n->u.strct.type_name);
     for (size_t i = 0; i < n->u.strct.n; i++) {
-      sb_str(b, " (");
-      sb_str(b, n->u.strct.fields[i]);
-      sb_str(b, " ");
+      kv_strbuf_puts(b, " (");
+      kv_strbuf_puts(b, n->u.strct.fields[i]);
+      kv_strbuf_puts(b, " ");
       dump(b, n->u.strct.vals[i]);
-      sb_str(b, ")");
+      kv_strbuf_puts(b, ")");
     }
-    sb_str(b, ")");
+    kv_strbuf_puts(b, ")");
     return;
   case CN_MACRO:
-    sb_str(b, "(macro ");
-    sb_str(b, macro_name(n->u.macro.macro));
-    sb_str(b, " ");
-    sb_str(b, n->u.macro.var ? n->u.macro.var : "?");
+    kv_strbuf_puts(b, "(macro ");
+    kv_strbuf_puts(b, macro_name(n->u.macro.macro));
+    kv_strbuf_puts(b, " ");
+    kv_strbuf_puts(b, n->u.macro.var ? n->u.macro.var : "?");
     if (n->u.macro.var2) {
-      sb_str(b, " ");
-      sb_str(b, n->u.macro.var2);
+      kv_strbuf_puts(b, " ");
+      kv_strbuf_puts(b, n->u.macro.var2);
     }
-    sb_str(b, " ");
+    kv_strbuf_puts(b, " ");
     dump(b, n->u.macro.range);
-    sb_str(b, " ");
+    kv_strbuf_puts(b, " ");
     dump(b, n->u.macro.e1);
     if (n->u.macro.e2) {
-      sb_str(b, " ");
+      kv_strbuf_puts(b, " ");
       dump(b, n->u.macro.e2);
     }
-    sb_str(b, ")");
+    kv_strbuf_puts(b, ")");
     return;
   case CN_HAS:
-    sb_str(b, "(has ");
+    kv_strbuf_puts(b, "(has ");
     dump(b, n->u.has.arg);
-    sb_str(b, ")");
+    kv_strbuf_puts(b, ")");
     return;
   }
-  sb_fmt(b, "(?kind %d)", n->kind);
+  kv_strbuf_printf(b, "(?kind %d)", n->kind);
 }
 
 /* cel_ast_dump: the AST as one line of S-expressions, malloc'ed (caller
@@ -1874,8 +1773,7 @@ static void dump(sbuf *b, const cel_node *n) {
  * transform_list[_if], transform_map[_if] (E1 the predicate/transform,
  * E2 the filter of the _if / map_filter forms).  NULL dumps as "nil". */
 char *cel_ast_dump(const cel_node *n) {
-  sbuf b = {0};
-  sb_put(&b, "", 0);
+  kv_strbuf b = {0};
   dump(&b, n);
-  return b.p;
+  return kv_strbuf_take(&b, NULL);
 }

@@ -6,6 +6,9 @@
  */
 #include "koreo/expr.h"
 
+#include "cel/cel_impl.h"
+#include "cel/lib_time.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -22,50 +25,10 @@ struct koreo_expr {
   size_t nleaves;    /* overlay shape: number of leaf values */
 };
 
-/* ---- small string builder --------------------------------------------- */
-
-typedef struct sbuf {
-  char *p;
-  size_t len, cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) kv_oom();
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = 0;
-}
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-static void sb_putc(sbuf *b, char c) { sb_put(b, &c, 1); }
-
 /* ---- truthiness and numeric-looking strings --------------------------- */
 
-bool koreo_truthy(const kv *v) {
-  switch ((kv_kind)v->kind) {
-  case KV_NULL: return false;
-  case KV_BOOL: return v->u.b;
-  case KV_INT: return v->u.i != 0;
-  case KV_UINT: return v->u.u != 0;
-  case KV_DOUBLE: return v->u.d != 0.0; /* NaN != 0 → truthy, as in Python */
-  case KV_STRING:
-  case KV_BYTES: return v->u.s.len != 0;
-  case KV_LIST: return v->u.list.len != 0;
-  case KV_MAP: return v->u.map.len != 0;
-  case KV_DURATION: return v->u.t.sec != 0 || v->u.t.nsec != 0;
-  case KV_TIMESTAMP:
-  case KV_TYPE:
-  case KV_ERROR: return true;
-  }
-  return true;
-}
+/* See koreo/expr.h: the CEL engine's Koreo dialect defines it. */
+bool koreo_truthy(const kv *v) { return cel_py_truthy(v); }
 
 /* Decode one UTF-8 code point at s[*i] (valid input assumed by callers
  * that checked; invalid bytes decode as U+FFFD and advance one byte). */
@@ -215,12 +178,12 @@ bool koreo_numeric_string(const char *s, size_t len) {
 /* ---- the encoder (spec 2.1) ------------------------------------------- */
 
 /* Python's str() of a map key. */
-static bool encode_key(sbuf *b, const kv *k, char *err, size_t errlen) {
+static bool encode_key(kv_strbuf *b, const kv *k, char *err, size_t errlen) {
   char buf[40];
   switch ((kv_kind)k->kind) {
-  case KV_STRING: sb_put(b, k->u.s.ptr, k->u.s.len); return true;
-  case KV_NULL: sb_puts(b, "None"); return true;
-  case KV_BOOL: sb_puts(b, k->u.b ? "True" : "False"); return true;
+  case KV_STRING: kv_strbuf_put(b, k->u.s.ptr, k->u.s.len); return true;
+  case KV_NULL: kv_strbuf_puts(b, "None"); return true;
+  case KV_BOOL: kv_strbuf_puts(b, k->u.b ? "True" : "False"); return true;
   case KV_INT: snprintf(buf, sizeof buf, "%" PRId64, k->u.i); break;
   case KV_UINT: snprintf(buf, sizeof buf, "%" PRIu64, k->u.u); break;
   case KV_DOUBLE: kv_double_repr(k->u.d, buf); break;
@@ -228,74 +191,74 @@ static bool encode_key(sbuf *b, const kv *k, char *err, size_t errlen) {
     snprintf(err, errlen, "a %s map key has no CEL source form", kv_kind_name(k->kind));
     return false;
   }
-  sb_puts(b, buf);
+  kv_strbuf_puts(b, buf);
   return true;
 }
 
-static bool encode_string(sbuf *b, const char *s, size_t n) {
+static bool encode_string(kv_strbuf *b, const char *s, size_t n) {
   if (koreo_numeric_string(s, n)) {
-    sb_put(b, s, n);
+    kv_strbuf_put(b, s, n);
   } else if (n == 0) {
-    sb_puts(b, "\"\"");
+    kv_strbuf_puts(b, "\"\"");
   } else if (s[0] == '=') {
     size_t i = 0;
     while (i < n && s[i] == '=')
       i++;
-    sb_put(b, s + i, n - i);
+    kv_strbuf_put(b, s + i, n - i);
   } else if (memchr(s, '\n', n)) {
-    sb_puts(b, "r\"\"\"");
-    sb_put(b, s, n);
-    sb_puts(b, "\"\"\"");
+    kv_strbuf_puts(b, "r\"\"\"");
+    kv_strbuf_put(b, s, n);
+    kv_strbuf_puts(b, "\"\"\"");
   } else if (memchr(s, '"', n)) {
-    sb_puts(b, "\"\"\"");
+    kv_strbuf_puts(b, "\"\"\"");
     for (size_t i = 0; i < n; i++) {
-      if (s[i] == '"') sb_putc(b, '\\');
-      sb_putc(b, s[i]);
+      if (s[i] == '"') kv_strbuf_putc(b, '\\');
+      kv_strbuf_putc(b, s[i]);
     }
-    sb_puts(b, "\"\"\"");
+    kv_strbuf_puts(b, "\"\"\"");
   } else {
-    sb_putc(b, '"');
-    sb_put(b, s, n);
-    sb_putc(b, '"');
+    kv_strbuf_putc(b, '"');
+    kv_strbuf_put(b, s, n);
+    kv_strbuf_putc(b, '"');
   }
   return true;
 }
 
-static bool encode_value(sbuf *b, const kv *v, char *err, size_t errlen) {
+static bool encode_value(kv_strbuf *b, const kv *v, char *err, size_t errlen) {
   char buf[40];
   switch ((kv_kind)v->kind) {
   case KV_MAP:
-    sb_putc(b, '{');
+    kv_strbuf_putc(b, '{');
     for (size_t i = 0; i < v->u.map.len; i++) {
-      if (i) sb_putc(b, ',');
-      sb_putc(b, '"');
+      if (i) kv_strbuf_putc(b, ',');
+      kv_strbuf_putc(b, '"');
       if (!encode_key(b, v->u.map.keys[i], err, errlen)) return false;
-      sb_puts(b, "\":");
+      kv_strbuf_puts(b, "\":");
       if (!encode_value(b, v->u.map.vals[i], err, errlen)) return false;
     }
-    sb_putc(b, '}');
+    kv_strbuf_putc(b, '}');
     return true;
   case KV_LIST:
-    sb_putc(b, '[');
+    kv_strbuf_putc(b, '[');
     for (size_t i = 0; i < v->u.list.len; i++) {
-      if (i) sb_putc(b, ',');
+      if (i) kv_strbuf_putc(b, ',');
       if (!encode_value(b, v->u.list.items[i], err, errlen)) return false;
     }
-    sb_putc(b, ']');
+    kv_strbuf_putc(b, ']');
     return true;
-  case KV_BOOL: sb_puts(b, v->u.b ? "true" : "false"); return true;
-  case KV_NULL: sb_puts(b, "null"); return true;
+  case KV_BOOL: kv_strbuf_puts(b, v->u.b ? "true" : "false"); return true;
+  case KV_NULL: kv_strbuf_puts(b, "null"); return true;
   case KV_INT:
     snprintf(buf, sizeof buf, "%" PRId64, v->u.i);
-    sb_puts(b, buf);
+    kv_strbuf_puts(b, buf);
     return true;
   case KV_UINT:
     snprintf(buf, sizeof buf, "%" PRIu64, v->u.u);
-    sb_puts(b, buf);
+    kv_strbuf_puts(b, buf);
     return true;
   case KV_DOUBLE:
     kv_double_repr(v->u.d, buf);
-    sb_puts(b, buf);
+    kv_strbuf_puts(b, buf);
     return true;
   case KV_STRING: return encode_string(b, v->u.s.ptr, v->u.s.len);
   default:
@@ -311,14 +274,12 @@ char *koreo_encode(const kv *spec, size_t *len, char *err, size_t errlen) {
     errlen = sizeof scratch;
   }
   err[0] = 0;
-  sbuf b = {0};
-  sb_puts(&b, ""); /* allocate even for an empty result */
+  kv_strbuf b = {0};
   if (!encode_value(&b, spec, err, errlen)) {
-    free(b.p);
+    kv_strbuf_free(&b);
     return NULL;
   }
-  if (len) *len = b.len;
-  return b.p;
+  return kv_strbuf_take(&b, len);
 }
 
 /* ---- errors ------------------------------------------------------------ */
@@ -686,34 +647,10 @@ kv *koreo_expr_eval_overlay(const koreo_expr *e, const kv *base, const kv *bindi
 
 /* ---- native conversion (spec 2.5) -------------------------------------- */
 
-static const char B64_ALPHABET[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 static kv *base64_text(const unsigned char *p, size_t n) {
-  sbuf b = {0};
-  sb_puts(&b, "");
-  for (size_t i = 0; i < n; i += 3) {
-    uint32_t v = (uint32_t)p[i] << 16;
-    if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
-    if (i + 2 < n) v |= p[i + 2];
-    char q[4] = {B64_ALPHABET[(v >> 18) & 63], B64_ALPHABET[(v >> 12) & 63],
-                 i + 1 < n ? B64_ALPHABET[(v >> 6) & 63] : '=',
-                 i + 2 < n ? B64_ALPHABET[v & 63] : '='};
-    sb_put(&b, q, 4);
-  }
-  return kv_string_take(b.p, b.len);
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = (unsigned)(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = (int64_t)yoe + era * 400 + (*m <= 2);
+  kv_strbuf b = {0};
+  kv_strbuf_put_base64(&b, p, n);
+  return kv_strbuf_take_string(&b);
 }
 
 static kv *timestamp_text(const kv *t) {
@@ -725,8 +662,8 @@ static kv *timestamp_text(const kv *t) {
     days--;
   }
   int64_t y;
-  unsigned mo, d;
-  civil_from_days(days, &y, &mo, &d);
+  int mo, d;
+  cel_civil_from_days(days, &y, &mo, &d);
   char zone[16];
   if (off == 0) {
     snprintf(zone, sizeof zone, "Z");
@@ -736,7 +673,7 @@ static kv *timestamp_text(const kv *t) {
              (int)(a / 60 % 60));
   }
   char buf[64];
-  snprintf(buf, sizeof buf, "%04" PRId64 "-%02u-%02uT%02d:%02d:%02d%s", y, mo, d, (int)(rem / 3600),
+  snprintf(buf, sizeof buf, "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d%s", y, mo, d, (int)(rem / 3600),
            (int)(rem / 60 % 60), (int)(rem % 60), zone);
   return kv_cstring(buf);
 }

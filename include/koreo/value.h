@@ -16,6 +16,9 @@
  *
  * Every value may carry a source position (file, line, column) recorded by
  * the YAML reader for error messages; see kv_pos().
+ *
+ * Also here, because every layer that prints values needs them: UTF-8
+ * decoding/encoding and `kv_strbuf`, the one growable string builder.
  */
 #ifndef KOREO_VALUE_H
 #define KOREO_VALUE_H
@@ -23,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -190,14 +194,99 @@ bool kv_equal_strict(const kv *a, const kv *b, bool ordered);
 /* The kind's name for messages: "null", "bool", "int", ... */
 const char *kv_kind_name(kv_kind k);
 
-/* UTF-8: validity, number of code points. */
+/* UTF-8: validity (RFC 3629: no overlong forms, no surrogates, nothing
+ * above U+10FFFF), number of code points (lead bytes counted; the text is
+ * not checked). */
 bool kv_utf8_valid(const char *s, size_t len);
 size_t kv_utf8_count(const char *s, size_t len);
+/* Decode the one UTF-8 sequence at s[0..n) under the same rules as
+ * kv_utf8_valid.  Returns its length in bytes (1-4) and sets *cp, or 0
+ * (*cp untouched) when the bytes there are not valid UTF-8 or n is 0. */
+size_t kv_utf8_decode(const char *s, size_t n, uint32_t *cp);
+/* Encode code point `cp` as UTF-8 into out[0..4) (not NUL-terminated);
+ * returns the length, 1-4.  Nothing is checked: a surrogate gets the
+ * 3-byte form (WTF-8) and callers keep cp <= 0x10FFFF. */
+size_t kv_utf8_encode(uint32_t cp, char out[4]);
 
 /* Shortest text that reads back as the same double, always containing a
  * '.', 'e', "inf" or "nan" (Python repr style: 3.0, 1e+20, 5e-324, -0.0,
  * 1e-05).  Writes at most 32 bytes including the NUL; returns the length. */
 int kv_double_repr(double d, char buf[32]);
+/* The shortest decimal digits that read back as |d| (d finite; the sign is
+ * ignored): writes 1 to 17 digit characters to `digits` (no NUL, trailing
+ * zeros dropped, "0" for zero), sets *exp10 to the decimal exponent of the
+ * first digit (|d| = D.DDD x 10^exp10) and returns the number of digits.
+ * The building block of every double-to-text conversion (kv_double_repr,
+ * CEL's string(double) and format()). */
+int kv_double_digits(double d, char digits[24], int *exp10);
+
+/* --- string builder ------------------------------------------------------
+ * A growable byte buffer for building text.  Zero-initialise it
+ * (`kv_strbuf b = {0};`); `p` is NULL until the first append and, from any
+ * append on (even of 0 bytes), points at `len` bytes followed by a NUL.
+ * The buffer owns `p` (malloc'ed) until kv_strbuf_take / _take_string hand
+ * it over or kv_strbuf_free releases it; all three leave `b` zeroed and
+ * reusable.  Bytes need not be text: NULs and invalid UTF-8 are kept as
+ * given.  Allocation failure aborts through kv_oom(); nothing else fails. */
+typedef struct kv_strbuf {
+  char *p;
+  size_t len, cap; /* bytes used (without the NUL), bytes allocated */
+} kv_strbuf;
+
+/* Grow `b` so that `more` bytes plus the NUL fit after `len` (capacity
+ * doubles from 64 bytes).  Use kv_strbuf_reserve. */
+void kv_strbuf_grow(kv_strbuf *b, size_t more);
+/* Make room for `more` further bytes (plus the NUL); allocates `p` (and
+ * NUL-terminates it) when `b` is still empty. */
+static inline void kv_strbuf_reserve(kv_strbuf *b, size_t more) {
+  if (more >= b->cap - b->len) kv_strbuf_grow(b, more); /* cap is 0 or > len */
+}
+/* Append `n` bytes of `s` (s may be NULL when n is 0). */
+static inline void kv_strbuf_put(kv_strbuf *b, const char *s, size_t n) {
+  kv_strbuf_reserve(b, n);
+  if (n) __builtin_memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = 0;
+}
+/* Append one byte. */
+static inline void kv_strbuf_putc(kv_strbuf *b, char c) {
+  kv_strbuf_reserve(b, 1);
+  b->p[b->len++] = c;
+  b->p[b->len] = 0;
+}
+/* Append the NUL-terminated string `s`. */
+static inline void kv_strbuf_puts(kv_strbuf *b, const char *s) {
+  kv_strbuf_put(b, s, __builtin_strlen(s));
+}
+/* Append printf-formatted text (any length).  A format that vsnprintf
+ * rejects (returns < 0) appends nothing. */
+void kv_strbuf_printf(kv_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append code point `cp` as UTF-8 (kv_utf8_encode's rules). */
+void kv_strbuf_put_utf8(kv_strbuf *b, uint32_t cp);
+/* Append `n` bytes at `data` as base64 (RFC 4648 section 4: the standard
+ * alphabet, '=' padding, no line breaks). */
+void kv_strbuf_put_base64(kv_strbuf *b, const void *data, size_t n);
+/* The value (0-63) of a character of that alphabet, -1 for any other
+ * character ('=' included), for the decoders, whose rules differ. */
+int kv_base64_digit(unsigned char ch);
+/* Forget the contents but keep the allocation (for reuse as scratch). */
+static inline void kv_strbuf_clear(kv_strbuf *b) {
+  b->len = 0;
+  if (b->p) b->p[0] = 0;
+}
+/* Hand over the text: returns the malloc'ed NUL-terminated buffer, the
+ * caller frees it ("" freshly allocated when nothing was appended); its
+ * length goes to *len when len != NULL.  `b` is reset to empty. */
+char *kv_strbuf_take(kv_strbuf *b, size_t *len);
+/* The text as a new string value (kv_string_take of kv_strbuf_take; a new
+ * reference).  The caller guarantees UTF-8 where it matters, as for
+ * kv_string.  `b` is reset to empty. */
+kv *kv_strbuf_take_string(kv_strbuf *b);
+/* Free the buffer and reset `b` to empty. */
+static inline void kv_strbuf_free(kv_strbuf *b) {
+  free(b->p);
+  *b = (kv_strbuf){0};
+}
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,8 @@
 /*
  * tests/unit/test_value.c: the `kv` value model: construction, reference
  * counting, insertion-ordered maps (small and hash-indexed), key equality
- * across numeric kinds, strict equality, UTF-8 helpers and the double
- * formatter.
+ * across numeric kinds, strict equality, UTF-8 helpers, the double
+ * formatter and the string builder (kv_strbuf, with UTF-8 and base64).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -155,6 +155,144 @@ static void test_utf8_validation(void **state) {
   assert_false(kv_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 }
 
+static void test_utf8_decode_and_encode(void **state) {
+  (void)state;
+  uint32_t cp = 7;
+  assert_int_equal(kv_utf8_decode("A", 1, &cp), 1);
+  assert_int_equal(cp, 'A');
+  assert_int_equal(kv_utf8_decode("\xe2\x82\xac!", 4, &cp), 3); /* stops after one sequence */
+  assert_int_equal(cp, 0x20AC);
+  assert_int_equal(kv_utf8_decode("\xf0\x9f\x98\x80", 4, &cp), 4);
+  assert_int_equal(cp, 0x1F600);
+  cp = 7;
+  assert_int_equal(kv_utf8_decode("", 0, &cp), 0);
+  assert_int_equal(kv_utf8_decode("\xe2\x82", 2, &cp), 0);         /* truncated */
+  assert_int_equal(kv_utf8_decode("\xe0\x80\xaf", 3, &cp), 0);     /* overlong */
+  assert_int_equal(kv_utf8_decode("\xed\xb0\x80", 3, &cp), 0);     /* surrogate */
+  assert_int_equal(kv_utf8_decode("\xf4\x90\x80\x80", 4, &cp), 0); /* > U+10FFFF */
+  assert_int_equal(kv_utf8_decode("\x80", 1, &cp), 0);             /* stray continuation */
+  assert_int_equal(cp, 7);                                         /* untouched on failure */
+
+  static const struct {
+    uint32_t cp;
+    const char *utf8;
+  } enc[] = {{0, ""}, /* U+0000: one NUL byte */
+             {0x7F, "\x7f"},
+             {0x80, "\xc2\x80"},
+             {0x7FF, "\xdf\xbf"},
+             {0x800, "\xe0\xa0\x80"},
+             {0xD800, "\xed\xa0\x80"}, /* WTF-8: not checked */
+             {0xFFFF, "\xef\xbf\xbf"},
+             {0x10000, "\xf0\x90\x80\x80"},
+             {0x10FFFF, "\xf4\x8f\xbf\xbf"}};
+  for (size_t i = 0; i < sizeof enc / sizeof *enc; i++) {
+    char out[4];
+    size_t want = enc[i].cp ? strlen(enc[i].utf8) : 1;
+    assert_int_equal(kv_utf8_encode(enc[i].cp, out), want);
+    assert_memory_equal(out, enc[i].cp ? enc[i].utf8 : "\0", want);
+    if (enc[i].cp && (enc[i].cp < 0xD800 || enc[i].cp > 0xDFFF)) {
+      assert_int_equal(kv_utf8_decode(out, want, &cp), want);
+      assert_int_equal(cp, enc[i].cp);
+    }
+  }
+}
+
+static void test_strbuf_builds_text(void **state) {
+  (void)state;
+  kv_strbuf b = {0};
+  /* nothing appended: take still gives a fresh "" */
+  size_t n = 99;
+  char *s = kv_strbuf_take(&b, &n);
+  assert_string_equal(s, "");
+  assert_int_equal(n, 0);
+  free(s);
+  /* an empty append allocates and terminates */
+  kv_strbuf_put(&b, NULL, 0);
+  assert_non_null(b.p);
+  assert_string_equal(b.p, "");
+
+  kv_strbuf_puts(&b, "abc");
+  kv_strbuf_putc(&b, '-');
+  kv_strbuf_put(&b, "x\0y", 3); /* NUL bytes are kept */
+  kv_strbuf_printf(&b, "[%d|%s]", 42, "ok");
+  assert_int_equal(b.len, 4 + 3 + 7);
+  assert_memory_equal(b.p, "abc-x\0y[42|ok]", b.len + 1);
+  /* printf output longer than any internal scratch and than the buffer */
+  char big[300];
+  memset(big, 'z', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  kv_strbuf_clear(&b);
+  assert_int_equal(b.len, 0);
+  assert_string_equal(b.p, "");
+  kv_strbuf_printf(&b, "<%s>", big);
+  assert_int_equal(b.len, 301);
+  assert_int_equal(b.p[0], '<');
+  assert_int_equal(b.p[300], '>');
+  assert_int_equal(b.p[301], 0);
+  kv_strbuf_printf(&b, "%s", ""); /* appends nothing */
+  assert_int_equal(b.len, 301);
+  /* room for a short text, but not for this one: formatted again */
+  kv_strbuf_printf(&b, "%s|", big);
+  assert_int_equal(b.len, 301 + 300);
+  assert_int_equal(b.p[300], '>');
+  assert_int_equal(b.p[301], 'z');
+  assert_int_equal(b.p[600], '|');
+  assert_int_equal(b.p[601], 0);
+  /* growth keeps earlier text through many reallocations */
+  kv_strbuf_free(&b);
+  assert_null(b.p);
+  for (int i = 0; i < 10000; i++)
+    kv_strbuf_putc(&b, (char)('a' + i % 26));
+  assert_int_equal(b.len, 10000);
+  assert_int_equal(b.p[9999], 'a' + 9999 % 26);
+  assert_int_equal(b.p[10000], 0);
+  assert_true(b.cap > b.len);
+  kv_strbuf_put_utf8(&b, 0x20AC);
+  assert_memory_equal(b.p + 10000, "\xe2\x82\xac", 4);
+  kv *v = kv_strbuf_take_string(&b);
+  assert_null(b.p);
+  assert_int_equal(b.len, 0);
+  assert_int_equal(kv_kind_of(v), KV_STRING);
+  assert_int_equal(kv_len(v), 10003);
+  kv_unref(v);
+  v = kv_strbuf_take_string(&b); /* empty builder: "" */
+  assert_int_equal(kv_len(v), 0);
+  assert_string_equal(kv_str(v), "");
+  kv_unref(v);
+}
+
+static void test_strbuf_base64(void **state) {
+  (void)state;
+  /* RFC 4648 section 10 test vectors */
+  static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+  static const char *const coded[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                      "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+  for (size_t i = 0; i < 7; i++) {
+    kv_strbuf b = {0};
+    kv_strbuf_putc(&b, '"');
+    kv_strbuf_put_base64(&b, plain[i], strlen(plain[i]));
+    kv_strbuf_putc(&b, '"');
+    char want[16];
+    snprintf(want, sizeof want, "\"%s\"", coded[i]);
+    assert_string_equal(b.p, want);
+    kv_strbuf_free(&b);
+  }
+  const unsigned char bin[] = {0xFB, 0xFF, 0x00};
+  kv_strbuf b = {0};
+  kv_strbuf_put_base64(&b, bin, 3);
+  assert_string_equal(b.p, "+/8A"); /* the two non-alphanumeric digits */
+  static const int digits[] = {62, 63, 60, 0};
+  for (size_t i = 0; i < 4; i++)
+    assert_int_equal(kv_base64_digit((unsigned char)b.p[i]), digits[i]);
+  kv_strbuf_free(&b);
+  assert_int_equal(kv_base64_digit('A'), 0);
+  assert_int_equal(kv_base64_digit('z'), 51);
+  assert_int_equal(kv_base64_digit('9'), 61);
+  assert_int_equal(kv_base64_digit('='), -1);
+  assert_int_equal(kv_base64_digit('-'), -1);
+  assert_int_equal(kv_base64_digit(0xC3), -1);
+}
+
 static void test_double_repr_round_trips(void **state) {
   (void)state;
   struct {
@@ -201,6 +339,9 @@ int main(void) {
       cmocka_unit_test(test_numeric_keys_compare_by_value),
       cmocka_unit_test(test_strict_equality_distinguishes_kinds),
       cmocka_unit_test(test_utf8_validation),
+      cmocka_unit_test(test_utf8_decode_and_encode),
+      cmocka_unit_test(test_strbuf_builds_text),
+      cmocka_unit_test(test_strbuf_base64),
       cmocka_unit_test(test_double_repr_round_trips),
       cmocka_unit_test(test_errors_and_positions),
   };
