@@ -11,7 +11,7 @@ SHARED=${KOREO_SHARED_DIR:-$(cd .. && pwd)/shared}
 if [ "$FUZZ_SECONDS" != 0 ]; then
   CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKOREO_FUZZ=ON \
     -DKOREO_SHARED_DIR="$SHARED" >/dev/null
-  cmake --build build-fuzz -j"$JOBS" --target fuzz_json fuzz_yaml fuzz_cel
+  cmake --build build-fuzz -j"$JOBS" --target fuzz_json fuzz_yaml fuzz_cel fuzz_frame
   tests/fuzz/run.sh "$FUZZ_SECONDS" build-fuzz
 fi
 

@@ -22,14 +22,14 @@ fi
 mkdir -p "$out/artifacts"
 status=0
 ran=0
-for target in json yaml cel; do
+for target in json yaml cel frame; do
   bin="$out/fuzz_$target"
   if [ ! -x "$bin" ]; then
     echo "run.sh: fuzz_$target not built, skipped"
     continue
   fi
   corpus="$out/corpus/$target"
-  mkdir -p "$corpus"
+  mkdir -p "$corpus" "$out/seeds/$target" # frame has no generated seeds
   echo "run.sh: fuzz_$target for ${secs}s"
   if "$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$out/artifacts/fuzz_$target-" "$corpus" "$out/seeds/$target" \

@@ -1,0 +1,1435 @@
+/*
+ * core/kube/client.c: the Kubernetes client's engine and requests
+ * (koreo/kube.h, "The client" and "Requests"):
+ *  - the glue that drives one curl multi handle from the caller's libevent
+ *    loop (socket events -> curl_multi_socket_action, curl's timer -> an
+ *    evtimer), so every request and watch shares the loop and libcurl's
+ *    connection cache (HTTP/2 multiplexing when offered, keep-alive);
+ *  - transfers with automatic retries (429/503 + Retry-After, transport
+ *    failures of idempotent requests, 401 after a rotated token);
+ *  - discovery fetches (coalesced per group/version, refreshed on a miss);
+ *  - requests: URL and query building, bodies and content types per verb,
+ *    answers decoded into kube_result with typed errors;
+ *  - the synchronous wrappers and the paginated list.
+ *
+ * Owner callbacks are never called from inside libcurl callbacks: curl's
+ * callbacks only buffer, and owners run after curl_multi_socket_action
+ * returns, so they may start, stop and free transfers freely.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "koreo/json.h"
+#include "kube_impl.h"
+
+/* ======================================================================
+ * Small utilities
+ * ====================================================================== */
+
+static char *xstrdup(const char *s) {
+  char *d = strdup(s ? s : "");
+  if (!d) kv_oom();
+  return d;
+}
+static char *xstrdup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+void kbuf_add(kbuf *b, const void *p, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n + 1)
+      cap *= 2;
+    b->p = realloc(b->p, cap);
+    if (!b->p) kv_oom();
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, p, n);
+  b->len += n;
+  b->p[b->len] = 0;
+}
+
+void kbuf_addf(kbuf *b, const char *fmt, ...) {
+  char *s = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vasprintf(&s, fmt, ap);
+  va_end(ap);
+  if (n < 0) kv_oom();
+  kbuf_add(b, s, (size_t)n);
+  free(s);
+}
+
+void kbuf_free(kbuf *b) {
+  free(b->p);
+  memset(b, 0, sizeof *b);
+}
+
+int64_t kube_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int kube_jitter(kube_client *c, int d) {
+  if (d <= 1) return d;
+  unsigned r = (unsigned)rand_r(&c->rand_state);
+  return d / 2 + (int)(r % (unsigned)(d - d / 2 + 1));
+}
+
+int kube_backoff_ms(kube_client *c, int attempt) {
+  int64_t d = c->opts.backoff_min_ms;
+  for (int i = 0; i < attempt && d < c->opts.backoff_max_ms; i++)
+    d *= 2;
+  if (d > c->opts.backoff_max_ms) d = c->opts.backoff_max_ms;
+  return kube_jitter(c, (int)d);
+}
+
+static struct timeval tv_ms(int64_t ms) {
+  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+  return tv;
+}
+
+/* Percent-encode a query value (RFC 3986 unreserved kept). */
+static void add_qv(kbuf *b, const char *s) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+        *p == '-' || *p == '.' || *p == '_' || *p == '~')
+      kbuf_add(b, p, 1);
+    else {
+      char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+      kbuf_add(b, e, 3);
+    }
+  }
+}
+
+/* A path segment must be a non-empty name without '/' (RFC 1123 subdomain
+ * or path-segment name rules are the server's to enforce). */
+static bool seg_ok(const char *s) {
+  return s && *s && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 &&
+         !strpbrk(s, "?#% ");
+}
+
+/* ======================================================================
+ * Transfer engine
+ * ====================================================================== */
+
+static void engine_process(kube_client *c);
+
+static void dirty_remove(kube_client *c, kxfer *x) {
+  if (!x->dirty) return;
+  for (kxfer **pp = &c->dirty; *pp; pp = &(*pp)->dnext)
+    if (*pp == x) {
+      *pp = x->dnext;
+      break;
+    }
+  x->dirty = false;
+  x->dnext = NULL;
+}
+
+static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
+  kxfer *x = ud;
+  size_t n = size * nmemb;
+  kbuf_add(&x->resp, ptr, n);
+  if (x->streaming && !x->dirty) {
+    x->dirty = true;
+    x->dnext = x->c->dirty;
+    x->c->dirty = x;
+  }
+  return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
+  kxfer *x = ud;
+  size_t n = size * nmemb;
+  if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) x->retry_after[0] = 0; /* a new answer */
+  if (n > 12 && strncasecmp(ptr, "Retry-After:", 12) == 0) {
+    size_t l = n - 12;
+    const char *v = ptr + 12;
+    while (l && (*v == ' ' || *v == '\t'))
+      v++, l--;
+    while (l && (v[l - 1] == '\r' || v[l - 1] == '\n' || v[l - 1] == ' '))
+      l--;
+    if (l >= sizeof x->retry_after) l = sizeof x->retry_after - 1;
+    memcpy(x->retry_after, v, l);
+    x->retry_after[l] = 0;
+  }
+  return n;
+}
+
+static void ev_sock_cb(evutil_socket_t fd, short what, void *arg) {
+  kube_client *c = arg;
+  int action =
+      ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+  int running = 0;
+  curl_multi_socket_action(c->multi, fd, action, &running);
+  engine_process(c);
+}
+
+static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
+  (void)e;
+  kube_client *c = userp;
+  struct event *ev = socketp;
+  if (what == CURL_POLL_REMOVE) {
+    if (ev) event_free(ev);
+    curl_multi_assign(c->multi, s, NULL);
+    return 0;
+  }
+  short kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) |
+                       ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
+  if (!ev) {
+    ev = event_new(c->base, s, kind, ev_sock_cb, c);
+    if (!ev) kv_oom();
+    curl_multi_assign(c->multi, s, ev);
+  } else {
+    event_del(ev);
+    event_assign(ev, c->base, s, kind, ev_sock_cb, c);
+  }
+  event_add(ev, NULL);
+  return 0;
+}
+
+static void ev_timer_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what;
+  kube_client *c = arg;
+  int running = 0;
+  curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  engine_process(c);
+}
+
+static int curl_timer_cb(CURLM *m, long timeout_ms, void *userp) {
+  (void)m;
+  kube_client *c = userp;
+  if (timeout_ms < 0) {
+    evtimer_del(c->timer_ev);
+  } else {
+    struct timeval tv = tv_ms(timeout_ms);
+    evtimer_add(c->timer_ev, &tv);
+  }
+  return 0;
+}
+
+/* Re-read a rotated token file (at most once a second, or when forced). */
+static void refresh_token(kube_client *c, bool force) {
+  if (!c->cfg.token_file) return;
+  int64_t now = kube_now_ms();
+  if (!force && c->auth_header && now - c->token_checked_ms < 1000) return;
+  c->token_checked_ms = now;
+  struct stat st;
+  if (stat(c->cfg.token_file, &st) != 0) return; /* keep the last token */
+  if (c->auth_header && st.st_mtim.tv_sec == c->token_mtime.tv_sec &&
+      st.st_mtim.tv_nsec == c->token_mtime.tv_nsec)
+    return;
+  kv_parse_error pe;
+  size_t len = 0;
+  char *tok = kv_read_file(c->cfg.token_file, &len, &pe);
+  if (!tok) return;
+  while (len && (tok[len - 1] == '\n' || tok[len - 1] == '\r' || tok[len - 1] == ' '))
+    tok[--len] = 0;
+  c->token_mtime = st.st_mtim;
+  free(c->cfg.token);
+  c->cfg.token = tok;
+  free(c->auth_header);
+  c->auth_header = NULL;
+  if (asprintf(&c->auth_header, "Authorization: Bearer %s", tok) < 0) kv_oom();
+}
+
+kxfer *kxfer_new(kube_client *c, const char *method, const char *path, const char *content_type,
+                 const char *body, size_t body_len, kxfer_fn done, void *owner) {
+  kxfer *x = calloc(1, sizeof *x);
+  if (!x) kv_oom();
+  x->c = c;
+  x->method = xstrdup(method);
+  x->path = xstrdup(path);
+  x->content_type = xstrdup_or_null(content_type);
+  if (body) {
+    x->body = malloc(body_len + 1);
+    if (!x->body) kv_oom();
+    memcpy(x->body, body, body_len);
+    x->body[body_len] = 0;
+    x->body_len = body_len;
+  }
+  x->idempotent = strcmp(method, "GET") == 0;
+  x->done = done;
+  x->owner = owner;
+  /* link into the client's active list */
+  x->next = c->active;
+  if (c->active) c->active->prev = x;
+  c->active = x;
+  return x;
+}
+
+static void kxfer_detach_easy(kxfer *x) {
+  dirty_remove(x->c, x);
+  if (x->easy) {
+    if (x->in_multi) curl_multi_remove_handle(x->c->multi, x->easy);
+    curl_easy_cleanup(x->easy);
+    x->easy = NULL;
+    if (x->in_multi && x->c->stats.in_flight) x->c->stats.in_flight--;
+    x->in_multi = false;
+  }
+  curl_slist_free_all(x->headers);
+  x->headers = NULL;
+}
+
+void kxfer_free(kxfer *x) {
+  if (!x) return;
+  kube_client *c = x->c;
+  kxfer_detach_easy(x);
+  if (x->retry_ev) event_free(x->retry_ev);
+  if (x->prev)
+    x->prev->next = x->next;
+  else if (c->active == x)
+    c->active = x->next;
+  if (x->next) x->next->prev = x->prev;
+  free(x->method);
+  free(x->path);
+  free(x->content_type);
+  free(x->body);
+  kbuf_free(&x->resp);
+  free(x);
+}
+
+static void kxfer_launch(kxfer *x) {
+  kube_client *c = x->c;
+  kxfer_detach_easy(x);
+  kbuf_free(&x->resp);
+  x->status = 0;
+  x->retry_after[0] = 0;
+  x->errbuf[0] = 0;
+  x->rc = CURLE_OK;
+  x->started_ms = kube_now_ms();
+  CURL *e = curl_easy_init();
+  if (!e) kv_oom();
+  x->easy = e;
+  char *url = NULL;
+  if (asprintf(&url, "%s%s", c->url_base, x->path) < 0) kv_oom();
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  free(url);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  /* no CURLOPT_PIPEWAIT: against HTTP/1.1 servers it serialises transfers
+   * behind the first connection; new transfers still multiplex on an
+   * established HTTP/2 connection */
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                   c->opts.http1_only ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->opts.connect_timeout_ms);
+  long tmo = x->timeout_ms ? x->timeout_ms : (x->streaming ? 0 : c->opts.request_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, tmo);
+  if (c->connect_to) curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_to);
+  /* TLS */
+  if (c->cfg.insecure) {
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+  } else if (c->cfg.ca_pem) {
+    struct curl_blob b = {c->cfg.ca_pem, c->cfg.ca_len, CURL_BLOB_NOCOPY};
+    curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
+  }
+  if (c->cfg.cert_pem && c->cfg.key_pem) {
+    struct curl_blob cb = {c->cfg.cert_pem, c->cfg.cert_len, CURL_BLOB_NOCOPY};
+    struct curl_blob kb = {c->cfg.key_pem, c->cfg.key_len, CURL_BLOB_NOCOPY};
+    curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
+    curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+    curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
+    curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+  }
+  /* method and body */
+  if (strcmp(x->method, "GET") != 0) {
+    if (strcmp(x->method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->method);
+    if (x->body) {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
+    } else if (strcmp(x->method, "POST") == 0) {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+    }
+  }
+  /* headers */
+  refresh_token(c, false);
+  struct curl_slist *h = NULL;
+  h = curl_slist_append(h, "Accept: application/json");
+  if (x->content_type) {
+    char ct[160];
+    snprintf(ct, sizeof ct, "Content-Type: %s", x->content_type);
+    h = curl_slist_append(h, ct);
+  }
+  if (c->auth_header) h = curl_slist_append(h, c->auth_header);
+  h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
+  x->headers = h;
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+  c->stats.requests++;
+  c->stats.in_flight++;
+  x->in_multi = true;
+  curl_multi_add_handle(c->multi, e);
+}
+
+void kxfer_start(kxfer *x) {
+  x->attempt = 0;
+  kxfer_launch(x);
+}
+
+static void retry_fire(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what;
+  kxfer *x = arg;
+  x->c->stats.retries++;
+  kxfer_launch(x);
+}
+
+/* Decide whether a finished non-streaming transfer is tried again; if so,
+ * schedule it and return true. */
+static bool maybe_retry(kxfer *x) {
+  kube_client *c = x->c;
+  if (x->streaming || c->closing) return false;
+  if (x->rc == CURLE_OK && x->status == 401 && c->cfg.token_file && !x->retried_401) {
+    x->retried_401 = true;
+    refresh_token(c, true);
+    kxfer_launch(x);
+    return true;
+  }
+  if (c->opts.max_retries <= 0 || x->attempt >= c->opts.max_retries) return false;
+  int delay = -1;
+  if (x->rc != CURLE_OK) {
+    bool not_sent = x->rc == CURLE_COULDNT_CONNECT || x->rc == CURLE_COULDNT_RESOLVE_HOST;
+    if (x->idempotent || not_sent) delay = kube_backoff_ms(c, x->attempt);
+  } else if (x->status == 429 || ((x->status == 503 || x->status == 504) && x->retry_after[0])) {
+    double ra = -1;
+    if (x->retry_after[0]) {
+      char *end = NULL;
+      ra = strtod(x->retry_after, &end);
+      if (end == x->retry_after || ra < 0) ra = -1;
+    }
+    if (ra < 0) {
+      /* a Status with details.retryAfterSeconds */
+      kv_parse_error pe;
+      kv *b = x->resp.len ? kv_json_parse(x->resp.p, x->resp.len, &pe) : NULL;
+      kube_error e = {0};
+      kube_error_from_status(&e, (int)x->status, b, NULL);
+      ra = e.retry_after;
+      kube_error_clear(&e);
+      kv_unref(b);
+    }
+    delay = ra >= 0 ? (int)(ra * 1000) : kube_backoff_ms(c, x->attempt);
+    if (delay > c->opts.retry_after_cap_ms) delay = c->opts.retry_after_cap_ms;
+  }
+  if (delay < 0) return false;
+  x->attempt++;
+  kxfer_detach_easy(x);
+  if (!x->retry_ev) {
+    x->retry_ev = evtimer_new(c->base, retry_fire, x);
+    if (!x->retry_ev) kv_oom();
+  }
+  struct timeval tv = tv_ms(delay);
+  evtimer_add(x->retry_ev, &tv);
+  return true;
+}
+
+static void engine_process(kube_client *c) {
+  /* streaming data first, in arrival order is not needed: each transfer's
+   * own bytes stay ordered */
+  while (c->dirty) {
+    kxfer *x = c->dirty;
+    c->dirty = x->dnext;
+    x->dnext = NULL;
+    x->dirty = false;
+    if (x->data) x->data(x); /* may free x or others */
+  }
+  CURLMsg *msg;
+  int left = 0;
+  while ((msg = curl_multi_info_read(c->multi, &left))) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    CURL *e = msg->easy_handle;
+    CURLcode rc = msg->data.result;
+    kxfer *x = NULL;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+    if (!x) continue;
+    x->rc = rc;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &x->status);
+    long conns = 0, ver = 0;
+    curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
+    curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &ver);
+    c->stats.connections += (uint64_t)conns;
+    if (ver == CURL_HTTP_VERSION_2_0 && x->status) c->stats.http2++;
+    curl_multi_remove_handle(c->multi, e);
+    x->in_multi = false;
+    if (c->stats.in_flight) c->stats.in_flight--;
+    dirty_remove(c, x);
+    if (maybe_retry(x)) continue;
+    x->done(x); /* the owner frees x */
+  }
+}
+
+void kxfer_error(const kxfer *x, const kv *body, kube_error *err) {
+  kube_error_clear(err);
+  if (x->rc != CURLE_OK) {
+    kube_error_set(err, KUBE_ERR_TRANSPORT, "%s %s%s: %s", x->method, x->c->url_base, x->path,
+                   x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->rc));
+    return;
+  }
+  if (x->status >= 200 && x->status < 300) return;
+  kube_error_from_status(err, (int)x->status, body, x->retry_after[0] ? x->retry_after : NULL);
+}
+
+/* ======================================================================
+ * Client lifecycle
+ * ====================================================================== */
+
+static void cfg_copy(kube_config *d, const kube_config *s) {
+  memset(d, 0, sizeof *d);
+  d->server = xstrdup(s->server);
+  d->namespace_ = xstrdup(s->namespace_ && *s->namespace_ ? s->namespace_ : "default");
+  d->context = xstrdup(s->context);
+  d->cluster = xstrdup(s->cluster);
+  d->user = xstrdup(s->user);
+  d->source = xstrdup(s->source);
+#define DUPMEM(f, n)                                                                               \
+  if (s->f) {                                                                                      \
+    d->f = malloc(s->n + 1);                                                                       \
+    if (!d->f) kv_oom();                                                                           \
+    memcpy(d->f, s->f, s->n);                                                                      \
+    d->f[s->n] = 0;                                                                                \
+    d->n = s->n;                                                                                   \
+  }
+  DUPMEM(ca_pem, ca_len)
+  DUPMEM(cert_pem, cert_len)
+  DUPMEM(key_pem, key_len)
+#undef DUPMEM
+  d->insecure = s->insecure;
+  d->tls_server_name = xstrdup_or_null(s->tls_server_name);
+  d->token = xstrdup_or_null(s->token);
+  d->token_file = xstrdup_or_null(s->token_file);
+}
+
+static void cfg_clear(kube_config *c) {
+  free(c->server);
+  free(c->namespace_);
+  free(c->context);
+  free(c->cluster);
+  free(c->user);
+  free(c->source);
+  free(c->ca_pem);
+  free(c->cert_pem);
+  free(c->key_pem);
+  free(c->tls_server_name);
+  free(c->token);
+  free(c->token_file);
+  memset(c, 0, sizeof *c);
+}
+
+static int curl_users = 0;
+
+kube_client *kube_client_new(struct event_base *base, const kube_config *cfg,
+                             const kube_client_options *opts, kube_error *err) {
+  if (err) kube_error_clear(err);
+  if (!base || !cfg || !cfg->server) {
+    if (err) kube_error_set(err, KUBE_ERR_USAGE, "kube_client_new: no event base or server");
+    return NULL;
+  }
+  CURLU *u = curl_url();
+  char *scheme = NULL, *host = NULL, *port = NULL;
+  if (!u || curl_url_set(u, CURLUPART_URL, cfg->server, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+    if (err) kube_error_set(err, KUBE_ERR_CONFIG, "server \"%s\" is not a URL", cfg->server);
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return NULL;
+  }
+  char *upath = NULL;
+  curl_url_get(u, CURLUPART_PATH, &upath, 0);
+  if (curl_users++ == 0) curl_global_init(CURL_GLOBAL_DEFAULT);
+  kube_client *c = calloc(1, sizeof *c);
+  if (!c) kv_oom();
+  c->base = base;
+  cfg_copy(&c->cfg, cfg);
+  if (opts) c->opts = *opts;
+  if (c->opts.request_timeout_ms <= 0) c->opts.request_timeout_ms = 30000;
+  if (c->opts.connect_timeout_ms <= 0) c->opts.connect_timeout_ms = 10000;
+  if (c->opts.max_retries == 0) c->opts.max_retries = 3;
+  if (c->opts.max_retries < 0) c->opts.max_retries = 0;
+  if (c->opts.retry_after_cap_ms <= 0) c->opts.retry_after_cap_ms = 10000;
+  if (c->opts.max_connections <= 0) c->opts.max_connections = 32;
+  if (c->opts.backoff_min_ms <= 0) c->opts.backoff_min_ms = 200;
+  if (c->opts.backoff_max_ms <= 0) c->opts.backoff_max_ms = 30000;
+  if (c->opts.backoff_max_ms < c->opts.backoff_min_ms)
+    c->opts.backoff_max_ms = c->opts.backoff_min_ms;
+  c->user_agent = xstrdup(opts && opts->user_agent ? opts->user_agent : "koreo/0.1");
+  c->opts.user_agent = c->user_agent;
+  c->rand_state = (unsigned)(kube_now_ms() ^ (intptr_t)c);
+  /* a server path prefix (https://host/prefix) is kept in url_base */
+  const char *prefix = upath && strcmp(upath, "/") != 0 ? upath : "";
+  size_t pl = strlen(prefix);
+  while (pl && prefix[pl - 1] == '/')
+    pl--;
+  bool v6 = strchr(host, ':') != NULL;
+  if (c->cfg.tls_server_name && *c->cfg.tls_server_name) {
+    /* verify (and send SNI for) tls-server-name while connecting to the
+     * server's real address */
+    if (asprintf(&c->url_base, "%s://%s:%s%.*s", scheme, c->cfg.tls_server_name, port, (int)pl,
+                 prefix) < 0)
+      kv_oom();
+    char *map = NULL;
+    if (asprintf(&map, "%s:%s:%s%s%s:%s", c->cfg.tls_server_name, port, v6 ? "[" : "", host,
+                 v6 ? "]" : "", port) < 0)
+      kv_oom();
+    c->connect_to = curl_slist_append(NULL, map);
+    free(map);
+  } else {
+    if (asprintf(&c->url_base, "%s://%s%s%s:%s%.*s", scheme, v6 && host[0] != '[' ? "[" : "", host,
+                 v6 && host[0] != '[' ? "]" : "", port, (int)pl, prefix) < 0)
+      kv_oom();
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  curl_free(upath);
+  curl_url_cleanup(u);
+  if (c->cfg.token_file)
+    refresh_token(c, true);
+  else if (c->cfg.token && *c->cfg.token) {
+    if (asprintf(&c->auth_header, "Authorization: Bearer %s", c->cfg.token) < 0) kv_oom();
+  }
+  c->disc = kube_discovery_new();
+  c->multi = curl_multi_init();
+  c->timer_ev = evtimer_new(base, ev_timer_cb, c);
+  if (!c->multi || !c->timer_ev) kv_oom();
+  curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
+  curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+  curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+  curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+  curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  /* a connection limit (requests queue beyond it over HTTP/1.1), and a
+   * cache that keeps that many idle connections for reuse: libcurl's
+   * default cache follows the number of transfers in flight and closes
+   * connections (each a new TLS handshake later) when a burst ends */
+  kube_client_watch_slots(c, 0);
+  return c;
+}
+
+void kube_client_watch_slots(kube_client *c, int delta) {
+  c->n_watches += delta;
+  long limit = (long)c->opts.max_connections + c->n_watches;
+  curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, limit);
+  curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, limit + 8);
+}
+
+struct event_base *kube_client_base(const kube_client *c) {
+  return c->base;
+}
+const kube_config *kube_client_config(const kube_client *c) { return &c->cfg; }
+kube_discovery *kube_client_discovery(kube_client *c) { return c->disc; }
+kube_client_stats kube_client_get_stats(const kube_client *c) { return c->stats; }
+
+static void ev_flag_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what;
+  *(bool *)arg = true;
+}
+
+int kube_client_run_until(kube_client *c, const bool *done, int timeout_ms) {
+  bool timed_out = false;
+  struct event *t = NULL;
+  if (timeout_ms >= 0) {
+    t = evtimer_new(c->base, ev_flag_cb, &timed_out);
+    if (!t) kv_oom();
+    struct timeval tv = tv_ms(timeout_ms);
+    evtimer_add(t, &tv);
+  }
+  while (!*done && !timed_out) {
+    int rc = event_base_loop(c->base, EVLOOP_ONCE);
+    if (rc != 0) break; /* error, or nothing left that could finish */
+  }
+  if (t) event_free(t);
+  return *done ? 0 : -1;
+}
+
+/* ======================================================================
+ * Discovery fetches and resolution
+ * ====================================================================== */
+
+struct kresolve {
+  kube_client *c;
+  char *api_version, *kind, *resource;
+  bool namespaced_hint;
+  kresolve_fn cb;
+  void *ud;
+  kfetch *waiting; /* the fetch it waits for, or NULL (deferred answer) */
+  struct event *defer;
+  const kube_resource_info *ri;
+  kube_error err;
+  kresolve *wnext;
+};
+
+struct kfetch {
+  kube_client *c;
+  char *api_version;
+  kxfer *x;
+  kresolve *waiters;
+  kfetch *next;
+};
+
+static void kresolve_answer(kresolve *r);
+
+static void kresolve_free(kresolve *r) {
+  if (r->defer) event_free(r->defer);
+  kube_error_clear(&r->err);
+  free(r->api_version);
+  free(r->kind);
+  free(r->resource);
+  free(r);
+}
+
+static void kresolve_defer_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what;
+  kresolve *r = arg;
+  kresolve_fn cb = r->cb;
+  void *ud = r->ud;
+  const kube_resource_info *ri = r->ri;
+  kube_error err;
+  kube_error_copy(&err, &r->err);
+  kresolve_free(r);
+  cb(ud, ri, ri ? NULL : &err);
+  kube_error_clear(&err);
+}
+
+/* Answer from the cache (after a fetch or without one), from the loop. */
+static void kresolve_answer(kresolve *r) {
+  kube_client *c = r->c;
+  r->waiting = NULL;
+  if (r->err.code == KUBE_OK) {
+    if (r->kind)
+      r->ri = kube_discovery_find(c->disc, r->api_version, r->kind, NULL);
+    else {
+      r->ri = kube_discovery_find(c->disc, r->api_version, NULL, r->resource);
+      if (!r->ri) /* not discovered: address the plural as given */
+        r->ri = kube_discovery_synth(c->disc, r->api_version, r->resource, r->namespaced_hint);
+    }
+    if (!r->ri)
+      kube_error_set(&r->err, KUBE_ERR_NO_KIND,
+                     "no matches for kind \"%s\" in version \"%s\" (the API server does not "
+                     "serve it; is its CustomResourceDefinition installed?)",
+                     r->kind, r->api_version);
+  }
+  if (!r->defer) {
+    r->defer = event_new(c->base, -1, 0, kresolve_defer_cb, r);
+    if (!r->defer) kv_oom();
+  }
+  event_active(r->defer, 0, 0);
+}
+
+/* "<a><b>: <message>" (truncated to the message buffer). */
+static void prefix_msg(kube_error *e, const char *a, const char *b) {
+  kbuf t = {0};
+  kbuf_addf(&t, "%s%s: %s", a, b, e->message);
+  size_t n = t.len < sizeof e->message - 1 ? t.len : sizeof e->message - 1;
+  memcpy(e->message, t.p, n);
+  e->message[n] = 0;
+  kbuf_free(&t);
+}
+
+static void kfetch_done(kxfer *x) {
+  kfetch *f = x->owner;
+  kube_client *c = f->c;
+  kube_error err = {0};
+  kv *body = NULL;
+  if (x->rc == CURLE_OK && x->status == 200) {
+    kv_parse_error pe;
+    body = kv_json_parse(x->resp.p ? x->resp.p : "", x->resp.len, &pe);
+    if (!body)
+      kube_error_set(&err, KUBE_ERR_DECODE, "discovery of %s: the answer is not JSON: %s",
+                     f->api_version, pe.msg);
+    else if (kube_discovery_add_list(c->disc, body, kube_now_ms(), &err) != 0)
+      prefix_msg(&err, "discovery of ", f->api_version);
+  } else if (x->rc == CURLE_OK && x->status == 404) {
+    kube_discovery_add_missing(c->disc, f->api_version, kube_now_ms());
+  } else {
+    kv_parse_error pe;
+    body = x->resp.len ? kv_json_parse(x->resp.p, x->resp.len, &pe) : NULL;
+    kxfer_error(x, body, &err);
+    prefix_msg(&err, "discovery of ", f->api_version);
+  }
+  kv_unref(body);
+  kxfer_free(x);
+  f->x = NULL;
+  for (kfetch **pp = &c->fetches; *pp; pp = &(*pp)->next)
+    if (*pp == f) {
+      *pp = f->next;
+      break;
+    }
+  kresolve *w = f->waiters;
+  while (w) {
+    kresolve *n = w->wnext;
+    w->wnext = NULL;
+    if (err.code != KUBE_OK) kube_error_copy(&w->err, &err);
+    kresolve_answer(w);
+    w = n;
+  }
+  kube_error_clear(&err);
+  free(f->api_version);
+  free(f);
+}
+
+static void kfetch_join(kube_client *c, kresolve *r) {
+  kfetch *f = c->fetches;
+  while (f && strcmp(f->api_version, r->api_version) != 0)
+    f = f->next;
+  if (!f) {
+    f = calloc(1, sizeof *f);
+    if (!f) kv_oom();
+    f->c = c;
+    f->api_version = xstrdup(r->api_version);
+    char *path = NULL;
+    if (strchr(r->api_version, '/')) {
+      if (asprintf(&path, "/apis/%s", r->api_version) < 0) kv_oom();
+    } else if (asprintf(&path, "/api/%s", r->api_version) < 0)
+      kv_oom();
+    f->x = kxfer_new(c, "GET", path, NULL, NULL, 0, kfetch_done, f);
+    free(path);
+    f->next = c->fetches;
+    c->fetches = f;
+    c->stats.discoveries++;
+    kxfer_start(f->x);
+  }
+  r->waiting = f;
+  r->wnext = f->waiters;
+  f->waiters = r;
+}
+
+kresolve *kube_resolve_async(kube_client *c, const char *api_version, const char *kind,
+                             const char *resource, const char *ns_hint, kresolve_fn cb, void *ud) {
+  kresolve *r = calloc(1, sizeof *r);
+  if (!r) kv_oom();
+  r->c = c;
+  r->api_version = xstrdup(api_version);
+  r->kind = kind && *kind ? xstrdup(kind) : NULL;
+  r->resource = !r->kind && resource ? xstrdup(resource) : NULL;
+  r->namespaced_hint = ns_hint && *ns_hint;
+  r->cb = cb;
+  r->ud = ud;
+  r->err.retry_after = -1;
+  if (!api_version || !*api_version || (!r->kind && (!r->resource || !*r->resource))) {
+    kube_error_set(&r->err, KUBE_ERR_USAGE,
+                   "a request must name apiVersion and kind (or resource); got apiVersion "
+                   "\"%s\", kind \"%s\"",
+                   api_version ? api_version : "", kind ? kind : "");
+    kresolve_answer(r);
+    return r;
+  }
+  const kube_resource_info *ri =
+      kube_discovery_find(c->disc, r->api_version, r->kind, r->kind ? NULL : r->resource);
+  if (ri || (!r->kind && kube_discovery_knows(c->disc, r->api_version))) {
+    kresolve_answer(r); /* cached (or a plural we can address as given) */
+    return r;
+  }
+  kfetch_join(c, r); /* unknown group/version, or a miss: refresh */
+  return r;
+}
+
+void kresolve_cancel(kresolve *r) {
+  if (!r) return;
+  if (r->waiting) {
+    for (kresolve **pp = &r->waiting->waiters; *pp; pp = &(*pp)->wnext)
+      if (*pp == r) {
+        *pp = r->wnext;
+        break;
+      }
+  }
+  kresolve_free(r);
+}
+
+/* ======================================================================
+ * Requests
+ * ====================================================================== */
+
+/* An owned copy of a kube_req. */
+typedef struct kreq_copy {
+  kube_req r;
+  char *strs[20];
+  size_t n;
+  kv *body;
+} kreq_copy;
+
+static const char *keep(kreq_copy *k, const char *s) {
+  if (!s) return NULL;
+  char *d = xstrdup(s);
+  k->strs[k->n++] = d;
+  return d;
+}
+
+static void kreq_copy_init(kreq_copy *k, const kube_req *r) {
+  memset(k, 0, sizeof *k);
+  k->r = *r;
+  k->r.api_version = keep(k, r->api_version);
+  k->r.kind = keep(k, r->kind);
+  k->r.resource = keep(k, r->resource);
+  k->r.namespace_ = keep(k, r->namespace_);
+  k->r.name = keep(k, r->name);
+  k->r.subresource = keep(k, r->subresource);
+  k->r.label_selector = keep(k, r->label_selector);
+  k->r.field_selector = keep(k, r->field_selector);
+  k->r.continue_token = keep(k, r->continue_token);
+  k->r.resource_version = keep(k, r->resource_version);
+  k->r.field_manager = keep(k, r->field_manager);
+  k->r.propagation_policy = keep(k, r->propagation_policy);
+  k->r.precondition_uid = keep(k, r->precondition_uid);
+  k->r.precondition_resource_version = keep(k, r->precondition_resource_version);
+  k->body = kv_ref((kv *)r->body);
+  k->r.body = k->body;
+  /* defaults from the body for object writes */
+  if (k->body && kv_kind_of(k->body) == KV_MAP &&
+      (r->op == KUBE_OP_CREATE || r->op == KUBE_OP_UPDATE || r->op == KUBE_OP_APPLY)) {
+    kv *av = kv_map_get_str(k->body, "apiVersion");
+    kv *kd = kv_map_get_str(k->body, "kind");
+    if (!k->r.api_version && av && kv_kind_of(av) == KV_STRING)
+      k->r.api_version = keep(k, kv_str(av));
+    if (!k->r.kind && !k->r.resource && kd && kv_kind_of(kd) == KV_STRING)
+      k->r.kind = keep(k, kv_str(kd));
+    const char *ns = kube_obj_meta(k->body, "namespace");
+    if (!k->r.namespace_ && ns && *ns) k->r.namespace_ = keep(k, ns);
+    const char *nm = kube_obj_meta(k->body, "name");
+    if (!k->r.name && nm && *nm && (r->op != KUBE_OP_CREATE || r->subresource))
+      k->r.name = keep(k, nm);
+  }
+}
+
+static void kreq_copy_clear(kreq_copy *k) {
+  for (size_t i = 0; i < k->n; i++)
+    free(k->strs[i]);
+  kv_unref(k->body);
+  memset(k, 0, sizeof *k);
+}
+
+char *kube_req_path_q(const kube_resource_info *ri, const kube_req *req, const char *def_ns,
+                      const char *extra, kube_error *err) {
+  bool list = req->op == KUBE_OP_LIST;
+  bool create = req->op == KUBE_OP_CREATE;
+  if (!list && !(create && !req->subresource) && !seg_ok(req->name)) {
+    kube_error_set(err, KUBE_ERR_USAGE, "%s %s: a valid object name is required (got \"%s\")",
+                   list ? "list" : "request", ri->resource, req->name ? req->name : "");
+    return NULL;
+  }
+  if (req->subresource && !seg_ok(req->subresource)) {
+    kube_error_set(err, KUBE_ERR_USAGE, "invalid subresource \"%s\"", req->subresource);
+    return NULL;
+  }
+  kbuf b = {0};
+  if (ri->group[0])
+    kbuf_addf(&b, "/apis/%s/%s", ri->group, ri->version);
+  else
+    kbuf_addf(&b, "/api/%s", ri->version);
+  if (ri->namespaced) {
+    const char *ns = req->namespace_ && *req->namespace_ ? req->namespace_ : (list ? NULL : def_ns);
+    if (ns) {
+      if (!seg_ok(ns)) {
+        kbuf_free(&b);
+        kube_error_set(err, KUBE_ERR_USAGE, "invalid namespace \"%s\"", ns);
+        return NULL;
+      }
+      kbuf_addf(&b, "/namespaces/%s", ns);
+    }
+  }
+  kbuf_addf(&b, "/%s", ri->resource);
+  if (!list && req->name && (!create || req->subresource)) kbuf_addf(&b, "/%s", req->name);
+  if (req->subresource) kbuf_addf(&b, "/%s", req->subresource);
+  char sep = '?';
+#define Q(key, val)                                                                                \
+  do {                                                                                             \
+    kbuf_addf(&b, "%c%s=", sep, key);                                                              \
+    add_qv(&b, val);                                                                               \
+    sep = '&';                                                                                     \
+  } while (0)
+  if (list) {
+    if (req->label_selector && *req->label_selector) Q("labelSelector", req->label_selector);
+    if (req->field_selector && *req->field_selector) Q("fieldSelector", req->field_selector);
+    if (req->limit > 0) {
+      char n[32];
+      snprintf(n, sizeof n, "%lld", (long long)req->limit);
+      Q("limit", n);
+    }
+    if (req->continue_token && *req->continue_token) Q("continue", req->continue_token);
+  }
+  if ((list || req->op == KUBE_OP_GET) && req->resource_version && *req->resource_version)
+    Q("resourceVersion", req->resource_version);
+  bool write = !list && req->op != KUBE_OP_GET;
+  if (write && req->field_manager && *req->field_manager && req->op != KUBE_OP_DELETE)
+    Q("fieldManager", req->field_manager);
+  if (req->op == KUBE_OP_APPLY && req->force) Q("force", "true");
+  if (write && req->dry_run && req->op != KUBE_OP_DELETE) Q("dryRun", "All");
+#undef Q
+  if (extra && *extra) kbuf_addf(&b, "%c%s", sep, extra);
+  return b.p;
+}
+
+char *kube_req_path(const kube_resource_info *ri, const kube_req *req, const char *def_ns,
+                    kube_error *err) {
+  return kube_req_path_q(ri, req, def_ns, NULL, err);
+}
+
+struct kop {
+  kube_client *c;
+  bool resolve_only; /* kube_resolve: answer the resource, send nothing */
+  bool raw;          /* kube_send_raw: a non-JSON body is not an error */
+  kreq_copy req;
+  kube_result_fn cb;
+  void *ud;
+  kresolve *resolving;
+  kxfer *x;
+  struct event *defer;
+  kube_result res;
+  kop *next, *prev;
+};
+
+static void kop_unlink(kop *o) {
+  kube_client *c = o->c;
+  if (o->prev)
+    o->prev->next = o->next;
+  else if (c->ops == o)
+    c->ops = o->next;
+  if (o->next) o->next->prev = o->prev;
+  o->next = o->prev = NULL;
+}
+
+static void kop_free(kop *o) {
+  if (o->resolving) kresolve_cancel(o->resolving);
+  if (o->x) kxfer_free(o->x);
+  if (o->defer) event_free(o->defer);
+  kreq_copy_clear(&o->req);
+  kube_result_clear(&o->res);
+  free(o);
+}
+
+/* Call the callback and free the operation. */
+static void kop_finish(kop *o) {
+  kop_unlink(o);
+  o->cb(o->ud, &o->res);
+  kop_free(o);
+}
+
+void kube_result_clear(kube_result *r) {
+  if (!r) return;
+  kube_error_clear(&r->err);
+  kv_unref(r->object);
+  r->object = NULL;
+  r->http_status = 0;
+  r->resource = NULL;
+}
+
+static void kop_http_done(kxfer *x) {
+  kop *o = x->owner;
+  o->x = NULL;
+  o->res.http_status = (int)x->status;
+  kv *body = NULL;
+  if (x->rc == CURLE_OK && x->resp.len) {
+    kv_parse_error pe;
+    body = kv_json_parse(x->resp.p, x->resp.len, &pe);
+    if (!body && x->status >= 200 && x->status < 300 && !o->raw) {
+      kube_error_set(&o->res.err, KUBE_ERR_DECODE, "%s %s: the answer is not JSON: %s (line %u)",
+                     x->method, x->path, pe.msg, pe.line);
+    }
+  }
+  if (o->res.err.code == KUBE_OK) kxfer_error(x, body, &o->res.err);
+  o->res.object = body;
+  kxfer_free(x);
+  kop_finish(o);
+}
+
+static const char *content_type_for(kube_op op) {
+  switch (op) {
+  case KUBE_OP_CREATE:
+  case KUBE_OP_UPDATE:
+  case KUBE_OP_DELETE: return "application/json";
+  case KUBE_OP_PATCH_MERGE: return "application/merge-patch+json";
+  case KUBE_OP_PATCH_JSON: return "application/json-patch+json";
+  case KUBE_OP_PATCH_STRATEGIC: return "application/strategic-merge-patch+json";
+  case KUBE_OP_APPLY: return "application/apply-patch+yaml";
+  default: return NULL;
+  }
+}
+
+static const char *method_for(kube_op op) {
+  switch (op) {
+  case KUBE_OP_GET:
+  case KUBE_OP_LIST: return "GET";
+  case KUBE_OP_CREATE: return "POST";
+  case KUBE_OP_UPDATE: return "PUT";
+  case KUBE_OP_DELETE: return "DELETE";
+  default: return "PATCH";
+  }
+}
+
+/* The DeleteOptions body, or NULL when no option is set. */
+static char *delete_body(const kube_req *r, size_t *len) {
+  if (!r->propagation_policy && !r->precondition_uid && !r->precondition_resource_version &&
+      !r->has_grace_period && !r->dry_run)
+    return NULL;
+  kv *m = kv_map_new(6);
+  kv_map_set_str(m, "kind", kv_cstring("DeleteOptions"));
+  kv_map_set_str(m, "apiVersion", kv_cstring("v1"));
+  if (r->propagation_policy)
+    kv_map_set_str(m, "propagationPolicy", kv_cstring(r->propagation_policy));
+  if (r->has_grace_period) kv_map_set_str(m, "gracePeriodSeconds", kv_int(r->grace_period_s));
+  if (r->precondition_uid || r->precondition_resource_version) {
+    kv *p = kv_map_new(2);
+    if (r->precondition_uid) kv_map_set_str(p, "uid", kv_cstring(r->precondition_uid));
+    if (r->precondition_resource_version)
+      kv_map_set_str(p, "resourceVersion", kv_cstring(r->precondition_resource_version));
+    kv_map_set_str(m, "preconditions", p);
+  }
+  if (r->dry_run) {
+    kv *l = kv_list_new(1);
+    kv_list_push(l, kv_cstring("All"));
+    kv_map_set_str(m, "dryRun", l);
+  }
+  char *s = kv_json_write(m, 0, len);
+  kv_unref(m);
+  return s;
+}
+
+static void kop_resolved(void *ud, const kube_resource_info *ri, const kube_error *err) {
+  kop *o = ud;
+  o->resolving = NULL;
+  kube_client *c = o->c;
+  if (!ri) {
+    kube_error_copy(&o->res.err, err);
+    o->res.http_status = err->http_status;
+    kop_finish(o);
+    return;
+  }
+  o->res.resource = ri->kind[0] ? ri : NULL;
+  if (o->resolve_only) {
+    kop_finish(o);
+    return;
+  }
+  const kube_req *r = &o->req.r;
+  char *path = kube_req_path(ri, r, c->cfg.namespace_, &o->res.err);
+  if (!path) {
+    kop_finish(o);
+    return;
+  }
+  char *body = NULL;
+  size_t len = 0;
+  switch (r->op) {
+  case KUBE_OP_GET:
+  case KUBE_OP_LIST: break;
+  case KUBE_OP_DELETE: body = delete_body(r, &len); break;
+  default:
+    if (!r->body) {
+      kube_error_set(&o->res.err, KUBE_ERR_USAGE, "%s %s/%s: a body is required", method_for(r->op),
+                     ri->resource, r->name ? r->name : "");
+      free(path);
+      kop_finish(o);
+      return;
+    }
+    if (r->op == KUBE_OP_APPLY && (!r->field_manager || !*r->field_manager)) {
+      kube_error_set(&o->res.err, KUBE_ERR_USAGE,
+                     "server-side apply of %s/%s: a field manager is required", ri->resource,
+                     r->name ? r->name : "");
+      free(path);
+      kop_finish(o);
+      return;
+    }
+    body = kv_json_write(r->body, 0, &len);
+  }
+  o->x = kxfer_new(c, method_for(r->op), path, body ? content_type_for(r->op) : NULL, body, len,
+                   kop_http_done, o);
+  free(path);
+  free(body);
+  kxfer_start(o->x);
+}
+
+int kube_send(kube_client *c, const kube_req *req, kube_result_fn cb, void *ud) {
+  if (c->closing) return -1;
+  kop *o = calloc(1, sizeof *o);
+  if (!o) kv_oom();
+  o->c = c;
+  o->cb = cb;
+  o->ud = ud;
+  o->res.err.retry_after = -1;
+  kreq_copy_init(&o->req, req);
+  o->next = c->ops;
+  if (c->ops) c->ops->prev = o;
+  c->ops = o;
+  const kube_req *r = &o->req.r;
+  o->resolving =
+      kube_resolve_async(c, r->api_version, r->kind, r->resource, r->namespace_, kop_resolved, o);
+  return 0;
+}
+
+int kube_send_raw(kube_client *c, const char *method, const char *path, const kv *body,
+                  kube_result_fn cb, void *ud) {
+  if (c->closing) return -1;
+  kop *o = calloc(1, sizeof *o);
+  if (!o) kv_oom();
+  o->c = c;
+  o->cb = cb;
+  o->ud = ud;
+  o->raw = true;
+  o->res.err.retry_after = -1;
+  o->next = c->ops;
+  if (c->ops) c->ops->prev = o;
+  c->ops = o;
+  size_t len = 0;
+  char *text = body ? kv_json_write(body, 0, &len) : NULL;
+  o->x = kxfer_new(c, method, path && *path ? path : "/", text ? "application/json" : NULL, text,
+                   len, kop_http_done, o);
+  free(text);
+  kxfer_start(o->x);
+  return 0;
+}
+
+/* --- synchronous ---------------------------------------------------------- */
+
+typedef struct sync_wait {
+  bool done;
+  kube_result *out;
+} sync_wait;
+
+static void sync_cb(void *ud, kube_result *r) {
+  sync_wait *w = ud;
+  kube_error_copy(&w->out->err, &r->err);
+  w->out->http_status = r->http_status;
+  w->out->object = r->object;
+  r->object = NULL;
+  w->out->resource = r->resource;
+  w->done = true;
+}
+
+static int run_sync(kube_client *c, sync_wait *w) {
+  if (kube_client_run_until(c, &w->done, -1) != 0 && !w->done) {
+    kube_error_set(&w->out->err, KUBE_ERR_USAGE, "the event loop stopped before the answer came");
+    return -1;
+  }
+  return w->out->err.code == KUBE_OK ? 0 : -1;
+}
+
+int kube_send_sync(kube_client *c, const kube_req *req, kube_result *out) {
+  memset(out, 0, sizeof *out);
+  out->err.retry_after = -1;
+  sync_wait w = {false, out};
+  if (kube_send(c, req, sync_cb, &w) != 0) {
+    kube_error_set(&out->err, KUBE_ERR_CANCELLED, "the client is closing");
+    return -1;
+  }
+  return run_sync(c, &w);
+}
+
+int kube_send_raw_sync(kube_client *c, const char *method, const char *path, const kv *body,
+                       kube_result *out) {
+  memset(out, 0, sizeof *out);
+  out->err.retry_after = -1;
+  sync_wait w = {false, out};
+  if (kube_send_raw(c, method, path, body, sync_cb, &w) != 0) {
+    kube_error_set(&out->err, KUBE_ERR_CANCELLED, "the client is closing");
+    return -1;
+  }
+  return run_sync(c, &w);
+}
+
+/* --- resolve -------------------------------------------------------------- */
+
+int kube_resolve(kube_client *c, const char *api_version, const char *kind, kube_result_fn cb,
+                 void *ud) {
+  if (c->closing) return -1;
+  kube_req q = {.op = KUBE_OP_GET, .api_version = api_version, .kind = kind};
+  if (kube_send(c, &q, cb, ud) != 0) return -1;
+  c->ops->resolve_only = true; /* kube_send links the new operation first */
+  return 0;
+}
+
+/* --- paginated list ------------------------------------------------------- */
+
+typedef struct klistall {
+  kube_client *c;
+  kreq_copy req;
+  char *cont;
+  kv *items;
+  kv *first; /* first page (metadata, apiVersion, kind) */
+  bool restarted;
+  kube_result_fn cb;
+  void *ud;
+} klistall;
+
+static void listall_page(void *ud, kube_result *r);
+
+static void listall_next(klistall *l) {
+  kube_req q = l->req.r;
+  q.op = KUBE_OP_LIST;
+  q.continue_token = l->cont;
+  if (q.limit <= 0) q.limit = 500;
+  if (l->cont) q.resource_version = NULL; /* the token carries it */
+  if (kube_send(l->c, &q, listall_page, l) != 0) {
+    kube_result r = {0};
+    kube_error_set(&r.err, KUBE_ERR_CANCELLED, "the client is closing");
+    l->cb(l->ud, &r);
+    kube_result_clear(&r);
+    kreq_copy_clear(&l->req);
+    kv_unref(l->items);
+    kv_unref(l->first);
+    free(l->cont);
+    free(l);
+  }
+}
+
+static void listall_finish(klistall *l, kube_result *r) {
+  if (r->err.code == KUBE_OK) {
+    kv *out = kv_map_new(4);
+    for (size_t i = 0; i < kv_len(l->first); i++) {
+      const char *k = kv_str(kv_map_key_at(l->first, i));
+      if (strcmp(k, "items") == 0) continue;
+      if (strcmp(k, "metadata") == 0) {
+        kv *md = kv_map_val_at(l->first, i);
+        kv *m2 = kv_map_new(2);
+        if (kv_kind_of(md) == KV_MAP)
+          for (size_t j = 0; j < kv_len(md); j++) {
+            const char *mk = kv_str(kv_map_key_at(md, j));
+            if (strcmp(mk, "continue") == 0 || strcmp(mk, "remainingItemCount") == 0) continue;
+            kv_map_set(m2, kv_ref(kv_map_key_at(md, j)), kv_ref(kv_map_val_at(md, j)));
+          }
+        kv_map_set_str(out, "metadata", m2);
+        continue;
+      }
+      kv_map_set(out, kv_ref(kv_map_key_at(l->first, i)), kv_ref(kv_map_val_at(l->first, i)));
+    }
+    kv_map_set_str(out, "items", kv_ref(l->items));
+    kv_unref(r->object);
+    r->object = out;
+  }
+  l->cb(l->ud, r);
+  kreq_copy_clear(&l->req);
+  kv_unref(l->items);
+  kv_unref(l->first);
+  free(l->cont);
+  free(l);
+}
+
+static void listall_page(void *ud, kube_result *r) {
+  klistall *l = ud;
+  if (r->err.code == KUBE_ERR_GONE && l->cont && !l->restarted && !l->c->closing) {
+    /* the continue token expired: start over once */
+    l->restarted = true;
+    free(l->cont);
+    l->cont = NULL;
+    kv_unref(l->items);
+    l->items = kv_list_new(16);
+    kv_unref(l->first);
+    l->first = NULL;
+    listall_next(l);
+    return;
+  }
+  if (r->err.code != KUBE_OK || !r->object || kv_kind_of(r->object) != KV_MAP) {
+    if (r->err.code == KUBE_OK)
+      kube_error_set(&r->err, KUBE_ERR_DECODE, "list: the answer is not a List object");
+    listall_finish(l, r);
+    return;
+  }
+  if (!l->first) l->first = kv_ref(r->object);
+  kv *items = kv_map_get_str(r->object, "items");
+  if (items && kv_kind_of(items) == KV_LIST)
+    for (size_t i = 0; i < kv_len(items); i++)
+      kv_list_push(l->items, kv_ref(kv_list_at(items, i)));
+  const char *cont = kube_obj_meta(r->object, "continue");
+  free(l->cont);
+  l->cont = cont && *cont ? xstrdup(cont) : NULL;
+  if (l->cont && !l->c->closing) {
+    listall_next(l);
+    return;
+  }
+  listall_finish(l, r);
+}
+
+int kube_list_all(kube_client *c, const kube_req *req, kube_result_fn cb, void *ud) {
+  if (c->closing) return -1;
+  klistall *l = calloc(1, sizeof *l);
+  if (!l) kv_oom();
+  l->c = c;
+  kreq_copy_init(&l->req, req);
+  l->req.r.op = KUBE_OP_LIST;
+  l->items = kv_list_new(16);
+  l->cb = cb;
+  l->ud = ud;
+  listall_next(l);
+  return 0;
+}
+
+int kube_list_all_sync(kube_client *c, const kube_req *req, kube_result *out) {
+  memset(out, 0, sizeof *out);
+  out->err.retry_after = -1;
+  sync_wait w = {false, out};
+  if (kube_list_all(c, req, sync_cb, &w) != 0) {
+    kube_error_set(&out->err, KUBE_ERR_CANCELLED, "the client is closing");
+    return -1;
+  }
+  return run_sync(c, &w);
+}
+
+/* ======================================================================
+ * Teardown
+ * ====================================================================== */
+
+void kube_client_free(kube_client *c) {
+  if (!c) return;
+  c->closing = true;
+  kube_watches_shutdown(c);
+  /* cancel requests: each callback sees CANCELLED once */
+  while (c->ops) {
+    kop *o = c->ops;
+    if (o->resolving) {
+      kresolve_cancel(o->resolving);
+      o->resolving = NULL;
+    }
+    if (o->x) {
+      kxfer_free(o->x);
+      o->x = NULL;
+    }
+    kube_result_clear(&o->res);
+    kube_error_set(&o->res.err, KUBE_ERR_CANCELLED, "the client was closed before the answer");
+    kop_finish(o);
+  }
+  while (c->fetches) {
+    kfetch *f = c->fetches;
+    c->fetches = f->next;
+    kresolve *w = f->waiters;
+    while (w) {
+      kresolve *n = w->wnext;
+      kube_error_set(&w->err, KUBE_ERR_CANCELLED, "the client was closed");
+      w->waiting = NULL;
+      kresolve_fn cb = w->cb;
+      void *ud = w->ud;
+      kube_error err;
+      kube_error_copy(&err, &w->err);
+      kresolve_free(w);
+      cb(ud, NULL, &err);
+      kube_error_clear(&err);
+      w = n;
+    }
+    if (f->x) kxfer_free(f->x);
+    free(f->api_version);
+    free(f);
+  }
+  while (c->active)
+    kxfer_free(c->active);
+  curl_multi_cleanup(c->multi);
+  event_free(c->timer_ev);
+  kube_discovery_free(c->disc);
+  curl_slist_free_all(c->connect_to);
+  free(c->url_base);
+  free(c->auth_header);
+  free(c->user_agent);
+  cfg_clear(&c->cfg);
+  free(c);
+  if (--curl_users == 0) curl_global_cleanup();
+}
