@@ -1021,11 +1021,12 @@ static void test_429_retry_after(void **state) {
   assert_true(r.err.retry_after == 1.0);
   kube_result_clear(&r);
   kube_client_free(c);
-  /* with retries, half the answers failing: every request succeeds, later */
-  set_faults("{\"errorRate\":0.5,\"errorCodes\":[429],\"retryAfterSeconds\":0}");
+  /* with retries, 30% of the answers failing: every request succeeds, later
+   * (a request fails only after 21 failures in a row: p = 0.3^21 ~ 1e-11) */
+  set_faults("{\"errorRate\":0.3,\"errorCodes\":[429],\"retryAfterSeconds\":0}");
   c = open_client(
-      &(kube_client_options){.max_retries = 10, .backoff_min_ms = 10, .backoff_max_ms = 50});
-  for (int i = 0; i < 20; i++) {
+      &(kube_client_options){.max_retries = 20, .backoff_min_ms = 10, .backoff_max_ms = 50});
+  for (int i = 0; i < 40; i++) {
     if (kube_send_sync(c, &q, &r) != 0) fail_msg("request %d: %s", i, r.err.message);
     kube_result_clear(&r);
   }

@@ -28,8 +28,9 @@ typedef struct target {
 typedef struct wopts {
   bool dry_run;
   const char *manager;
-  const char *validation; /* Strict, Warn, Ignore */
-  const char *operation;  /* managedFields operation of a create: Update or Apply */
+  const char *validation;  /* Strict, Warn, Ignore */
+  const char *operation;   /* managedFields operation of a create: Update or Apply */
+  const char *subresource; /* managedFields subresource when not the request's (scale) */
 } wopts;
 
 static const char *accept_of(ks_conn *c) {
@@ -655,8 +656,8 @@ static kv *do_update(ks_server *s, ks_type *t, const char *version, const char *
     ku_as_int(ku_get(ku_get(old, "metadata"), "generation"), &g);
     replace(&obj, set_meta(obj, "generation", kv_int(g + 1)));
   }
-  kv *mf =
-      ks_managed_fields(old, obj, o->manager, operation, kv_str(ku_get(obj, "apiVersion")), sub);
+  kv *mf = ks_managed_fields(old, obj, o->manager, operation, kv_str(ku_get(obj, "apiVersion")),
+                             o->subresource ? o->subresource : sub);
   replace(&obj, set_meta(obj, "managedFields", mf));
   if (strcmp(t->plural, "customresourcedefinitions") == 0) {
     if ((err = ks_crd_validate(s, obj, old))) {
@@ -835,6 +836,7 @@ static void wopts_of(ks_conn *c, wopts *o) {
   const char *dry = ks_param_get(&c->req, "dryRun");
   o->dry_run = dry && strcmp(dry, "All") == 0;
   o->operation = NULL;
+  o->subresource = NULL;
   o->manager = ks_param_get(&c->req, "fieldManager");
   o->validation = ks_param_get(&c->req, "fieldValidation");
   if (!o->manager || !*o->manager) {
@@ -1222,6 +1224,7 @@ static void handle_patch(ks_conn *c, target *tg) {
       return;
     }
     kv *out;
+    o.subresource = "scale";
     err = do_update(s, tg->t, tg->version, tg->ns, tg->name, nobj, NULL, &o, &out, "Update");
     if (err) {
       ks_respond_status(c, err);
@@ -1460,6 +1463,7 @@ static void handle_resource(ks_conn *c, target *tg, bool watch_prefix) {
         return;
       }
       kv *out;
+      o.subresource = "scale";
       err = do_update(s, tg->t, tg->version, tg->ns, tg->name, nobj, NULL, &o, &out, "Update");
       if (err) {
         ks_respond_status(c, err);
@@ -1754,7 +1758,7 @@ void ks_seed(ks_server *s) {
     kv *md = kv_map_new(1);
     kv_map_set_str(md, "name", kv_cstring(names[i]));
     kv_map_set_str(o, "metadata", md);
-    wopts wo = {false, "kube-apiserver", NULL, NULL};
+    wopts wo = {false, "kube-apiserver", NULL, NULL, NULL};
     kv *out = NULL;
     kv *err = do_create(s, t, "v1", NULL, o, &wo, &out);
     if (err) {

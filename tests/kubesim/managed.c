@@ -110,6 +110,10 @@ static void paths_of(const kv *v, const char *prefix, int depth, pset *out) {
     for (size_t i = 0; i < kv_len(v); i++) {
       const char *k = kv_str(kv_map_key_at(v, i));
       if (depth == 0 && (strcmp(k, "apiVersion") == 0 || strcmp(k, "kind") == 0)) continue;
+      /* the empty status a create resets is nobody's */
+      if (depth == 0 && strcmp(k, "status") == 0 && kv_map_val_at(v, i)->kind == KV_MAP &&
+          kv_len(kv_map_val_at(v, i)) == 0)
+        continue;
       if (depth == 1 && strcmp(prefix, "f:metadata") == 0 && skip_meta(k)) continue;
       char *p = *prefix ? ku_fmt("%s" SEP "f:%s", prefix, k) : ku_fmt("f:%s", k);
       kv *c = kv_map_val_at(v, i);

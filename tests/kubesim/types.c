@@ -274,22 +274,47 @@ static const char **group_versions(ks_server *s, const char *group, size_t *n) {
   return r;
 }
 
+static int type_plural_cmp(const void *a, const void *b) {
+  const ks_type *x = *(ks_type *const *)a, *y = *(ks_type *const *)b;
+  return strcmp(x->plural, y->plural);
+}
+
+/* The types in discovery order: by resource name, as the apiserver lists
+ * them (malloc'ed array, *n entries). */
+static ks_type **sorted_types(ks_server *s, size_t *n) {
+  ks_type **r = malloc((s->ntypes + 1) * sizeof *r);
+  if (!r) kv_oom();
+  memcpy(r, s->types, s->ntypes * sizeof *r);
+  qsort(r, s->ntypes, sizeof *r, type_plural_cmp);
+  *n = s->ntypes;
+  return r;
+}
+
+static int str_cmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* Group names in order: built-in groups first (registration order), then
- * CRD groups in order of appearance. */
+ * CRD groups by name. */
 static const char **group_names(ks_server *s, size_t *n) {
   const char **r = NULL;
+  size_t nbuiltin = 0;
   *n = 0;
-  for (size_t i = 0; i < s->ntypes; i++) {
-    ks_type *t = s->types[i];
-    if (!t->established || !*t->group) continue;
-    bool dup = false;
-    for (size_t k = 0; k < *n; k++)
-      if (strcmp(r[k], t->group) == 0) dup = true;
-    if (dup) continue;
-    r = realloc(r, (*n + 1) * sizeof *r);
-    if (!r) kv_oom();
-    r[(*n)++] = t->group;
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t i = 0; i < s->ntypes; i++) {
+      ks_type *t = s->types[i];
+      if (!t->established || !*t->group || t->is_crd != (pass == 1)) continue;
+      bool dup = false;
+      for (size_t k = 0; k < *n; k++)
+        if (strcmp(r[k], t->group) == 0) dup = true;
+      if (dup) continue;
+      r = realloc(r, (*n + 1) * sizeof *r);
+      if (!r) kv_oom();
+      r[(*n)++] = t->group;
+    }
+    if (pass == 0) nbuiltin = *n;
   }
+  if (*n > nbuiltin) qsort(r + nbuiltin, *n - nbuiltin, sizeof *r, str_cmp);
   return r;
 }
 
@@ -416,8 +441,10 @@ kv *ks_discovery_group(ks_server *s, const char *group) {
 kv *ks_discovery_resources(ks_server *s, const char *group, const char *version) {
   kv *l = kv_list_new(8);
   bool any = false;
-  for (size_t i = 0; i < s->ntypes; i++) {
-    ks_type *t = s->types[i];
+  size_t nt;
+  ks_type **types = sorted_types(s, &nt);
+  for (size_t i = 0; i < nt; i++) {
+    ks_type *t = types[i];
     if (!t->established || strcmp(t->group, group) != 0) continue;
     ks_version *v = ks_type_version(t, version);
     if (!v) continue;
@@ -460,6 +487,7 @@ kv *ks_discovery_resources(ks_server *s, const char *group, const char *version)
       kv_list_push(l, sr);
     }
   }
+  free(types);
   if (!any) {
     kv_unref(l);
     return NULL;
@@ -486,8 +514,10 @@ static kv *aggregated_group(ks_server *s, const char *group) {
     kv *ver = kv_map_new(3);
     kv_map_set_str(ver, "version", kv_cstring(vs[i]));
     kv *rl = kv_list_new(8);
-    for (size_t j = 0; j < s->ntypes; j++) {
-      ks_type *t = s->types[j];
+    size_t nt;
+    ks_type **types = sorted_types(s, &nt);
+    for (size_t j = 0; j < nt; j++) {
+      ks_type *t = types[j];
       if (!t->established || strcmp(t->group, group) != 0) continue;
       ks_version *v = ks_type_version(t, vs[i]);
       if (!v) continue;
@@ -531,6 +561,7 @@ static kv *aggregated_group(ks_server *s, const char *group) {
         kv_unref(subs);
       kv_list_push(rl, r);
     }
+    free(types);
     kv_map_set_str(ver, "resources", rl);
     kv_map_set_str(ver, "freshness", kv_cstring("Current"));
     kv_list_push(vl, ver);
