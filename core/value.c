@@ -664,3 +664,27 @@ kv *kv_strbuf_take_string(kv_strbuf *b) {
   *b = (kv_strbuf){0};
   return v;
 }
+
+kv *kv_map_deep_merge(const kv *base, const kv *overlay) {
+  kv *r = kv_map_new(kv_len(base) + kv_len(overlay));
+  for (size_t i = 0; i < kv_len(base); i++)
+    kv_map_set(r, kv_ref(base->u.map.keys[i]), kv_ref(base->u.map.vals[i]));
+  for (size_t i = 0; i < kv_len(overlay); i++) {
+    kv *k = overlay->u.map.keys[i], *v = overlay->u.map.vals[i];
+    const kv *cur = kv_map_get(base, k);
+    if (cur && cur->kind == KV_MAP && v->kind == KV_MAP)
+      kv_map_set(r, kv_ref(k), kv_map_deep_merge(cur, v));
+    else
+      kv_map_set(r, kv_ref(k), kv_ref(v));
+  }
+  return r;
+}
+
+char *kv_asprintf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = NULL;
+  if (vasprintf(&s, fmt, ap) < 0) kv_oom();
+  va_end(ap);
+  return s;
+}

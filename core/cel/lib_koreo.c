@@ -294,23 +294,6 @@ static kv *fn_config_connect_ready(const cel_call *c, kv *const *args, size_t na
 
 /* ---- overlay, flatten -------------------------------------------------- */
 
-/* Deep merge of `o` onto `base` (both maps): maps merge, anything else
- * replaces.  Returns a new map; neither argument changes. */
-static kv *deep_merge(const kv *base, const kv *o) {
-  kv *r = kv_map_new(base->u.map.len + o->u.map.len);
-  for (size_t i = 0; i < base->u.map.len; i++)
-    kv_map_set(r, kv_ref(base->u.map.keys[i]), kv_ref(base->u.map.vals[i]));
-  for (size_t i = 0; i < o->u.map.len; i++) {
-    kv *k = o->u.map.keys[i], *v = o->u.map.vals[i];
-    const kv *cur = kv_map_get(base, k);
-    if (cur && cur->kind == KV_MAP && v->kind == KV_MAP)
-      kv_map_set(r, kv_ref(k), deep_merge(cur, v));
-    else
-      kv_map_set(r, kv_ref(k), kv_ref(v));
-  }
-  return r;
-}
-
 static kv *fn_overlay(const cel_call *c, kv *const *args, size_t nargs) {
   kv *e = arity(c, args, nargs, 2);
   if (e) return e;
@@ -318,7 +301,7 @@ static kv *fn_overlay(const cel_call *c, kv *const *args, size_t nargs) {
   if (o->kind != KV_MAP) return cel_no_overload(c, args, nargs);
   if (o->u.map.len == 0) return kv_ref(args[0]); /* nothing to apply */
   if (base->kind != KV_MAP) return cel_no_overload(c, args, nargs);
-  return deep_merge(base, o);
+  return kv_map_deep_merge(base, o);
 }
 
 static kv *fn_flatten(const cel_call *c, kv *const *args, size_t nargs) {

@@ -32,16 +32,6 @@ static char *xstrdup(const char *s) {
   return p;
 }
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = NULL;
-  if (vasprintf(&s, fmt, ap) < 0) kv_oom();
-  va_end(ap);
-  return s;
-}
-
 /* The JSON type name used in mismatch messages. */
 static const char *type_word(const kv *v) {
   switch ((kv_kind)v->kind) {
@@ -313,7 +303,7 @@ static kv *compare_map(cmp_ctx *c, const kv *t, const kv *a, const cpath *path) 
 static kv *compare_list(cmp_ctx *c, const kv *t, const kv *a, const cpath *path) {
   if (kv_len(t) != kv_len(a))
     return leaf_diff(c, path, t, a,
-                     xasprintf("<length mismatch target:%zu, actual:%zu", kv_len(t), kv_len(a)));
+                     kv_asprintf("<length mismatch target:%zu, actual:%zu", kv_len(t), kv_len(a)));
   kv *diffs = kv_list_new(kv_len(t));
   bool any = false;
   for (size_t i = 0; i < kv_len(t); i++) {
@@ -360,9 +350,9 @@ static kv *compare_set(cmp_ctx *c, const kv *t, const kv *a, const cpath *path) 
         dup = scalar_equal(kv_list_at(l, j), e);
       if (dup || set_has(other, e)) continue;
       char *s = py_str(e);
-      char *d = xasprintf(side ? "<unexpectedly found '%s'>" : "<missing '%s'>", s);
+      char *d = kv_asprintf(side ? "<unexpectedly found '%s'>" : "<missing '%s'>", s);
       free(s);
-      char *m2 = xasprintf("%s%s%s", msg ? msg : "", msg ? ", " : "", d);
+      char *m2 = kv_asprintf("%s%s%s", msg ? msg : "", msg ? ", " : "", d);
       free(msg);
       msg = m2;
       kv_list_push(diffs, kv_string_take(d, strlen(d)));
@@ -372,7 +362,7 @@ static kv *compare_set(cmp_ctx *c, const kv *t, const kv *a, const cpath *path) 
     kv_unref(diffs);
     return NULL;
   }
-  char *full = xasprintf("set differs: %s", msg);
+  char *full = kv_asprintf("set differs: %s", msg);
   add_flat(c, path, full, t, a);
   free(full);
   free(msg);
@@ -382,34 +372,34 @@ static kv *compare_set(cmp_ctx *c, const kv *t, const kv *a, const cpath *path) 
 static kv *compare(cmp_ctx *c, const kv *t, const kv *a, bool as_set, const cpath *path) {
   if (t->kind == KV_MAP && a->kind == KV_MAP) return compare_map(c, t, a, path);
   if (t->kind == KV_MAP)
-    return leaf_diff(c, path, t, a, xasprintf("expected `object` but found `%s`", type_word(a)));
+    return leaf_diff(c, path, t, a, kv_asprintf("expected `object` but found `%s`", type_word(a)));
   if (a->kind == KV_MAP)
-    return leaf_diff(c, path, t, a, xasprintf("expected `%s` but found `object`", type_word(t)));
+    return leaf_diff(c, path, t, a, kv_asprintf("expected `%s` but found `object`", type_word(t)));
   if (t->kind == KV_LIST && a->kind == KV_LIST)
     return as_set ? compare_set(c, t, a, path) : compare_list(c, t, a, path);
   if (t->kind == KV_LIST)
-    return leaf_diff(c, path, t, a, xasprintf("expected `array` but found `%s`", type_word(a)));
+    return leaf_diff(c, path, t, a, kv_asprintf("expected `array` but found `%s`", type_word(a)));
   if (a->kind == KV_LIST)
-    return leaf_diff(c, path, t, a, xasprintf("expected `%s` but found `array`", type_word(t)));
+    return leaf_diff(c, path, t, a, kv_asprintf("expected `%s` but found `array`", type_word(t)));
   if (t->kind == KV_BOOL && a->kind == KV_BOOL) {
     if (t->u.b == a->u.b) return NULL;
     return leaf_diff(c, path, t, a,
-                     xasprintf("expected `%s` but found `%s`", t->u.b ? "true" : "false",
-                               a->u.b ? "true" : "false"));
+                     kv_asprintf("expected `%s` but found `%s`", t->u.b ? "true" : "false",
+                                 a->u.b ? "true" : "false"));
   }
   if (t->kind == KV_BOOL)
-    return leaf_diff(c, path, t, a, xasprintf("expected `bool` but found `%s`", type_word(a)));
+    return leaf_diff(c, path, t, a, kv_asprintf("expected `bool` but found `%s`", type_word(a)));
   if (a->kind == KV_BOOL)
-    return leaf_diff(c, path, t, a, xasprintf("expected `%s` but found `bool`", type_word(t)));
+    return leaf_diff(c, path, t, a, kv_asprintf("expected `%s` but found `bool`", type_word(t)));
   if (scalar_equal(t, a)) return NULL;
   char *ts = kftest_value_text(t), *as = kftest_value_text(a);
   char *msg;
   bool same_family = (is_number(t) && is_number(a)) || t->kind == a->kind;
   if (same_family)
-    msg = xasprintf("expected '`%s`' but found '`%s`'", ts, as);
+    msg = kv_asprintf("expected '`%s`' but found '`%s`'", ts, as);
   else /* e.g. a quoted number in the expectation (spec 7.4) */
-    msg =
-        xasprintf("expected '`%s`' (%s) but found '`%s`' (%s)", ts, type_word(t), as, type_word(a));
+    msg = kv_asprintf("expected '`%s`' (%s) but found '`%s`' (%s)", ts, type_word(t), as,
+                      type_word(a));
   free(ts);
   free(as);
   return leaf_diff(c, path, t, a, msg);

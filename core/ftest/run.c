@@ -29,16 +29,6 @@ static char *xstrdup(const char *s) {
   return p;
 }
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = NULL;
-  if (vasprintf(&s, fmt, ap) < 0) kv_oom();
-  va_end(ap);
-  return s;
-}
-
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -46,23 +36,6 @@ static double now_ms(void) {
 }
 
 static bool non_empty_map(const kv *v) { return v && v->kind == KV_MAP && kv_len(v) > 0; }
-
-/* Deep merge of `o` onto `base` (spec 2.4 overlay(): maps merge, anything
- * else replaces, null included).  New reference. */
-static kv *deep_merge(const kv *base, const kv *o) {
-  kv *r = kv_map_new(kv_len(base) + kv_len(o));
-  for (size_t i = 0; i < kv_len(base); i++)
-    kv_map_set(r, kv_ref(kv_map_key_at(base, i)), kv_ref(kv_map_val_at(base, i)));
-  for (size_t i = 0; i < kv_len(o); i++) {
-    kv *k = kv_map_key_at(o, i), *v = kv_map_val_at(o, i);
-    const kv *cur = kv_map_get(base, k);
-    if (cur && cur->kind == KV_MAP && v->kind == KV_MAP)
-      kv_map_set(r, kv_ref(k), deep_merge(cur, v));
-    else
-      kv_map_set(r, kv_ref(k), kv_ref(v));
-  }
-  return r;
-}
 
 static char *kdef_text(const kdef_outcome *o) { return kdef_outcome_text(o); }
 
@@ -74,12 +47,12 @@ static char *kdef_text(const kdef_outcome *o) { return kdef_outcome_text(o); }
  * how many more there are. */
 static char *diff_message(const char *what, const kv *flat) {
   size_t n = flat ? kv_len(flat) : 0;
-  if (n == 0) return xasprintf("%s does not match", what);
+  if (n == 0) return kv_asprintf("%s does not match", what);
   const kv *d = kv_list_at(flat, 0);
   const kv *p = kv_map_get_str(d, "path"), *m = kv_map_get_str(d, "message");
-  if (n == 1) return xasprintf("%s does not match: %s: %s", what, kv_str(p), kv_str(m));
-  return xasprintf("%s does not match: %s: %s (and %zu more difference%s)", what, kv_str(p),
-                   kv_str(m), n - 1, n - 1 == 1 ? "" : "s");
+  if (n == 1) return kv_asprintf("%s does not match: %s: %s", what, kv_str(p), kv_str(m));
+  return kv_asprintf("%s does not match: %s: %s (and %zu more difference%s)", what, kv_str(p),
+                     kv_str(m), n - 1, n - 1 == 1 ? "" : "s");
 }
 
 static char *ok_text_of(const kv *v) {
@@ -116,7 +89,7 @@ static void assert_outcome(const kdef_test_case *tc, const koreo_outcome *actual
   if (ek == KOREO_OK) {
     cr->expected_text = xstrdup("Ok");
     cr->passed = actual->kind == KOREO_OK;
-    if (!cr->passed) cr->message = xasprintf("Expected(Ok) Actual(%s)", cr->outcome_text);
+    if (!cr->passed) cr->message = kv_asprintf("Expected(Ok) Actual(%s)", cr->outcome_text);
     return;
   }
   koreo_outcome exp =
@@ -129,7 +102,7 @@ static void assert_outcome(const kdef_test_case *tc, const koreo_outcome *actual
   koreo_outcome_clear(&exp);
   if (actual->kind != ek) {
     cr->passed = false;
-    cr->message = xasprintf("Expected(%s) Actual(%s)", cr->expected_text, cr->outcome_text);
+    cr->message = kv_asprintf("Expected(%s) Actual(%s)", cr->expected_text, cr->outcome_text);
     return;
   }
   bool pass = message_matches(em, actual->message);
@@ -137,11 +110,12 @@ static void assert_outcome(const kdef_test_case *tc, const koreo_outcome *actual
   if (ek == KOREO_RETRY) {
     if (tc->expect_delay && tc->expect_delay != actual->delay) pass = false;
     if (!pass)
-      cr->message = xasprintf("Retry: Expected(message=%s, delay=%lld) Actual(message=%s, "
-                              "delay=%lld)",
-                              em, (long long)tc->expect_delay, am, (long long)actual->delay);
+      cr->message = kv_asprintf("Retry: Expected(message=%s, delay=%lld) Actual(message=%s, "
+                                "delay=%lld)",
+                                em, (long long)tc->expect_delay, am, (long long)actual->delay);
   } else if (!pass) {
-    cr->message = xasprintf("%s: Expected(message=%s) Actual(message=%s)", kind_prefix(ek), em, am);
+    cr->message =
+        kv_asprintf("%s: Expected(message=%s) Actual(message=%s)", kind_prefix(ek), em, am);
   }
   cr->passed = pass;
 }
@@ -152,7 +126,7 @@ static void assert_return(const kdef_test_case *tc, const koreo_outcome *actual,
   cr->expected_text = ok_text_of(tc->expect_return);
   if (actual->kind != KOREO_OK) {
     cr->passed = false;
-    cr->message = xasprintf("Non-Ok return value (%s)", cr->outcome_text);
+    cr->message = kv_asprintf("Non-Ok return value (%s)", cr->outcome_text);
     return;
   }
   cr->actual = koreo_to_native(actual->value ? actual->value : kv_null());
@@ -168,12 +142,12 @@ static void assert_resource(const kdef_test_case *tc, const koreo_outcome *actua
     const char *why = "unexpected Ok result";
     if (actual->kind != KOREO_OK) why = actual->message ? actual->message : "None";
     cr->passed = false;
-    cr->message = xasprintf("No resource changes attempted: %s", why);
+    cr->message = kv_asprintf("No resource changes attempted: %s", why);
     return;
   }
   if (actual->kind != KOREO_RETRY) {
     cr->passed = false;
-    cr->message = xasprintf("Unexpected result-type (%s), but expected Retry", cr->outcome_text);
+    cr->message = kv_asprintf("Unexpected result-type (%s), but expected Retry", cr->outcome_text);
     return;
   }
   cr->actual = kftest_strip_last_applied(mock->materialized);
@@ -223,7 +197,7 @@ static bool run_case(run_state *st, const kdef_test_case *tc, kftest_case_result
   bool have_inputs = non_empty_map(st->inputs);
   bool have_over = non_empty_map(tc->input_overrides);
   if (have_inputs && have_over)
-    inputs = deep_merge(st->inputs, tc->input_overrides);
+    inputs = kv_map_deep_merge(st->inputs, tc->input_overrides);
   else if (have_inputs)
     inputs = kv_ref(st->inputs);
   else if (have_over)
@@ -257,7 +231,7 @@ static bool run_case(run_state *st, const kdef_test_case *tc, kftest_case_result
       koreo_outcome_clear(&pf);
       cr->status = KFTEST_FAIL;
       cr->message =
-          xasprintf("Could not run test case due to resource overlay error: (%s)", err.message);
+          kv_asprintf("Could not run test case due to resource overlay error: (%s)", err.message);
       kv_unref(inputs);
       return !tc->variant;
     }
@@ -269,7 +243,7 @@ static bool run_case(run_state *st, const kdef_test_case *tc, kftest_case_result
     resource = st->resource ? kv_ref(st->resource) : NULL;
   }
 
-  char *location = xasprintf("FunctionTest:%s.testCases[%d]", st->test->name, tc->index);
+  char *location = kv_asprintf("FunctionTest:%s.testCases[%d]", st->test->name, tc->index);
   kftest_mock mock;
   kftest_mock_init(&mock, resource);
   koreo_outcome outcome;
@@ -359,7 +333,7 @@ void kftest_run(const kdef_registry *registry, const kdef_definition *test, kfte
   out->col = test->pos.col;
   if (test->kind != KDEF_FUNCTION_TEST) {
     out->fatal = true;
-    out->error = xasprintf("%s %s is not a FunctionTest", kdef_kind_name(test->kind), out->test);
+    out->error = kv_asprintf("%s %s is not a FunctionTest", kdef_kind_name(test->kind), out->test);
     all_error(out, NULL, out->error);
     out->ms = now_ms() - t0;
     return;
@@ -367,7 +341,7 @@ void kftest_run(const kdef_registry *registry, const kdef_definition *test, kfte
   if (!kdef_outcome_is_ok(&test->status)) {
     char *t = kdef_text(&test->status);
     out->fatal = true;
-    out->error = xasprintf("FunctionTest %s failed to prepare: %s", out->test, t);
+    out->error = kv_asprintf("FunctionTest %s failed to prepare: %s", out->test, t);
     free(t);
     all_error(out, NULL, out->error);
     out->ms = now_ms() - t0;
@@ -383,7 +357,7 @@ void kftest_run(const kdef_registry *registry, const kdef_definition *test, kfte
                                                                       : &ft->function_status;
     char *t = kdef_text(o);
     out->fatal = true;
-    out->error = xasprintf("%s %s is not ready: %s", out->function_kind, out->function_name, t);
+    out->error = kv_asprintf("%s %s is not ready: %s", out->function_kind, out->function_name, t);
     free(t);
     all_error(out, ft, out->error);
     out->ms = now_ms() - t0;
@@ -405,8 +379,8 @@ void kftest_run(const kdef_registry *registry, const kdef_definition *test, kfte
       cr->label = xstrdup(tc->label);
       cr->variant = tc->variant;
       cr->status = KFTEST_NOT_RUN;
-      cr->message = xasprintf("not run: case #%d (%s) failed and stopped the test",
-                              stopper->index + 1, stopper->label);
+      cr->message = kv_asprintf("not run: case #%d (%s) failed and stopped the test",
+                                stopper->index + 1, stopper->label);
       cr->file = tc->pos.file;
       cr->line = tc->pos.line;
       cr->col = tc->pos.col;

@@ -169,6 +169,18 @@ static inline kv *kv_list_at(const kv *v, size_t i) { return v->u.list.items[i];
 static inline kv *kv_map_key_at(const kv *v, size_t i) { return v->u.map.keys[i]; }
 static inline kv *kv_map_val_at(const kv *v, size_t i) { return v->u.map.vals[i]; }
 
+/* Deep merge (spec 2.4, overlay()): a new map with `overlay`'s entries
+ * merged onto `base`: where both hold a map under the same key the maps
+ * merge recursively, otherwise the overlay's value replaces (lists whole,
+ * null included).  Base keys keep their order, new keys follow in overlay
+ * order.  Both arguments are borrowed maps and are not changed; returns a
+ * new reference. */
+kv *kv_map_deep_merge(const kv *base, const kv *overlay);
+
+/* printf into a new malloc'ed string (the caller frees it); allocation
+ * failure aborts through kv_oom(). */
+char *kv_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Map lookup.  kv_map_get compares keys with kv_key_equal; kv_map_get_str
  * looks up a string key.  Both return a borrowed value or NULL. */
 kv *kv_map_get(const kv *map, const kv *key);
