@@ -16,7 +16,8 @@
 #include <string.h>
 
 #define ARENA_ALIGN 16u
-#define ARENA_BLOCK 8192u
+#define ARENA_FIRST_BLOCK 1024u /* most expressions fit: few pages touched */
+#define ARENA_BLOCK 8192u       /* later blocks double up to this size */
 
 struct cel_arena_block {
   struct cel_arena_block *next;
@@ -40,7 +41,7 @@ static struct cel_arena_block *block_new(size_t size) {
 
 /* The head block, created on first use. */
 static struct cel_arena_block *arena_head(cel_arena *a) {
-  if (!a->blocks) a->blocks = block_new(ARENA_BLOCK);
+  if (!a->blocks) a->blocks = block_new(ARENA_FIRST_BLOCK);
   return a->blocks;
 }
 
@@ -65,7 +66,8 @@ void *cel_arena_alloc(cel_arena *a, size_t n) {
       memset(b->data, 0, need);
       return b->data;
     }
-    b = block_new(ARENA_BLOCK);
+    size_t size = cur->size * 2 > ARENA_BLOCK ? ARENA_BLOCK : cur->size * 2;
+    b = block_new(size < need ? need : size);
     b->next = head->next;
     head->next = b;
     cur = b;
