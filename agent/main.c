@@ -7,6 +7,9 @@
  * message until it exists.
  */
 #include "standalone.h"
+#ifdef KOREO_AGENT_SESSION
+#include "cpmode.h"
+#endif
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -38,6 +41,13 @@ static void usage(FILE *f) {
         "Control-plane mode (--server, --cluster-name, --bootstrap-token, --state-dir,\n"
         "--ca-file, --no-autonomy) is not available in this build.\n",
         f);
+#ifdef KOREO_AGENT_SESSION
+  fputs("\nThis build has control-plane mode (agent/cpmode.c): koreo-agent --server HOST:PORT\n"
+        "--cluster-name NAME --state-dir DIR [--bootstrap-token TOKEN] [--ca-file FILE]\n"
+        "[--kubeconfig FILE] [--context NAME]: registers with the token when DIR has no\n"
+        "identity, then keeps a session (WatchSet -> TriggerEvents).\n",
+        f);
+#endif
 }
 
 /* "250ms", "30s", "20m", "1h", "45" (seconds) -> milliseconds, -1 if bad. */
@@ -109,6 +119,9 @@ int main(int argc, char **argv) {
   agent_log_level level = AGENT_INFO;
   const char *health_addr = NULL, *cp_flag = NULL;
   agent_standalone_opts o = {0};
+#ifdef KOREO_AGENT_SESSION
+  agent_cp_opts cpo = {0};
+#endif
   for (int i = 1; i < argc; i++) {
     const char *f = argv[i];
     const char *val = NULL;
@@ -206,6 +219,18 @@ int main(int argc, char **argv) {
                strcmp(f, "--ca-file") == 0) {
       NEED_VAL();
       cp_flag = f;
+#ifdef KOREO_AGENT_SESSION
+      if (strcmp(f, "--server") == 0)
+        cpo.server = val;
+      else if (strcmp(f, "--cluster-name") == 0)
+        cpo.cluster = val;
+      else if (strcmp(f, "--bootstrap-token") == 0)
+        cpo.bootstrap_token = val;
+      else if (strcmp(f, "--state-dir") == 0)
+        cpo.state_dir = val;
+      else
+        cpo.ca_file = val;
+#endif
     } else if (strcmp(f, "--no-autonomy") == 0) {
       cp_flag = f;
     } else {
@@ -216,6 +241,19 @@ int main(int argc, char **argv) {
     }
 #undef NEED_VAL
   }
+#ifdef KOREO_AGENT_SESSION
+  if (!standalone && cpo.server) {
+    agent_log_setup(log_json, level);
+    signal(SIGPIPE, SIG_IGN);
+    struct event_base *cbase = event_base_new();
+    cpo.kubeconfig = o.kubeconfig;
+    cpo.context = o.context;
+    int crc = cbase ? agent_cp_run(cbase, &cpo) : 1;
+    if (cbase) event_base_free(cbase);
+    free(defs);
+    return crc;
+  }
+#endif
   if (!standalone) {
     fprintf(stderr,
             "koreo-agent: %s%scontrol-plane mode is not available in this build; run with "

@@ -941,3 +941,5 @@ char *agent_standalone_metrics(const agent_standalone *a) {
     kv_oom();
   return s;
 }
+
+char *agent_trigger_fingerprint(const kv *obj) { return fingerprint(obj); }

@@ -68,4 +68,13 @@ char *agent_standalone_metrics(const agent_standalone *a);
  * when they changed and were reloaded. */
 bool agent_standalone_check_reload(agent_standalone *a);
 
+/* agent_trigger_fingerprint: the change fingerprint of spec 6.11 that
+ * standalone mode uses to ignore status-only changes and Koreo's own
+ * annotations: {metadata: {labels, annotations without koreo.dev* and
+ * kubectl.kubernetes.io* keys}, spec} as JSON, malloc'd (caller frees).
+ * Shared with the control-plane session's trigger watches
+ * (agent/session_watch.c). */
+struct kv;
+char *agent_trigger_fingerprint(const struct kv *obj);
+
 #endif

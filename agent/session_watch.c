@@ -1,0 +1,296 @@
+/*
+ * agent/session_watch.c: WatchSet -> kube watches -> TriggerEvent /
+ * TriggerSnapshot for the control-plane session (agent/session_watch.h).
+ */
+#include "session_watch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "koreo/json.h"
+#include "koreo/value.h"
+#include "standalone.h"
+
+typedef struct kindw {
+  ksw *w;
+  char *api_version, *kind;
+  kube_watch *watch;
+  bool keep; /* mark during ksw_apply */
+} kindw;
+
+typedef struct trig {
+  struct trig *next;
+  kindw *k;
+  char *ns, *name, *fp;
+  kv *obj;   /* last object seen (owned ref) */
+  int dirty; /* 0 clean, else the pending EventType */
+} trig;
+
+struct ksw {
+  struct event_base *base;
+  kube_client *kc;
+  ksession *s;
+  long coalesce_ms;
+  uint64_t generation;
+  kindw **kinds;
+  size_t n_kinds;
+  trig *trigs;
+  struct event *flush;
+  uint64_t sent;
+};
+
+static void trig_free(trig *t) {
+  free(t->ns);
+  free(t->name);
+  free(t->fp);
+  if (t->obj) kv_unref(t->obj);
+  free(t);
+}
+
+static void fill_ref(Koreo__Agent__V1__ObjectRef *r, const trig *t) {
+  r->api_version = t->k->api_version;
+  r->kind = t->k->kind;
+  r->namespace_ = t->ns;
+  r->name = t->name;
+  const char *uid = t->obj ? kube_obj_meta(t->obj, "uid") : NULL;
+  const char *rv = t->obj ? kube_obj_meta(t->obj, "resourceVersion") : NULL;
+  r->uid = (char *)(uid ? uid : "");
+  r->resource_version = (char *)(rv ? rv : "");
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  ksw *w = arg;
+  for (trig **p = &w->trigs; *p;) {
+    trig *t = *p;
+    if (t->dirty) {
+      Koreo__Agent__V1__Envelope e = KOREO__AGENT__V1__ENVELOPE__INIT;
+      Koreo__Agent__V1__TriggerEvent te = KOREO__AGENT__V1__TRIGGER_EVENT__INIT;
+      Koreo__Agent__V1__ObjectRef r = KOREO__AGENT__V1__OBJECT_REF__INIT;
+      fill_ref(&r, t);
+      char *json = t->obj ? kv_json_write(t->obj, 0, NULL) : NULL;
+      te.type = (Koreo__Agent__V1__EventType)t->dirty;
+      te.object_ref = &r;
+      te.object_json.data = (uint8_t *)json;
+      te.object_json.len = json ? strlen(json) : 0;
+      te.watch_generation = w->generation;
+      e.body_case = KOREO__AGENT__V1__ENVELOPE__BODY_TRIGGER_EVENT;
+      e.trigger_event = &te;
+      ktls_err err = {{0}};
+      if (ksession_send(w->s, &e, &err))
+        w->sent++;
+      else
+        fprintf(stderr, "koreo-agent: trigger %s %s/%s: %s\n", t->k->kind, t->ns, t->name, err.msg);
+      free(json);
+      bool deleted = t->dirty == KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_DELETED;
+      t->dirty = 0;
+      if (deleted) {
+        *p = t->next;
+        trig_free(t);
+        continue;
+      }
+    }
+    p = &t->next;
+  }
+}
+
+static void mark(ksw *w, trig *t, int type) {
+  /* ADDED stays ADDED until sent; DELETED wins */
+  if (!(t->dirty == KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_ADDED &&
+        type == KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_MODIFIED))
+    t->dirty = type;
+  if (!evtimer_pending(w->flush, NULL)) {
+    struct timeval tv = {w->coalesce_ms / 1000, (w->coalesce_ms % 1000) * 1000};
+    evtimer_add(w->flush, &tv);
+  }
+}
+
+static void on_watch(void *ud, const kube_watch_event *ev) {
+  kindw *k = ud;
+  ksw *w = k->w;
+  if (ev->type == KUBE_WATCH_ERROR) {
+    fprintf(stderr, "koreo-agent: watch %s %s: %s (retrying)\n", k->api_version, k->kind,
+            ev->err ? ev->err->message : "error");
+    return;
+  }
+  if (!ev->object || (ev->type != KUBE_WATCH_ADDED && ev->type != KUBE_WATCH_MODIFIED &&
+                      ev->type != KUBE_WATCH_DELETED))
+    return;
+  const char *ns = kube_obj_meta(ev->object, "namespace");
+  const char *name = kube_obj_meta(ev->object, "name");
+  if (!name) return;
+  if (!ns) ns = "";
+  trig *t = w->trigs;
+  while (t && !(t->k == k && strcmp(t->ns, ns) == 0 && strcmp(t->name, name) == 0))
+    t = t->next;
+  if (ev->type == KUBE_WATCH_DELETED) {
+    if (!t) return;
+    if (t->obj) kv_unref(t->obj);
+    t->obj = kv_ref(ev->object);
+    mark(w, t, KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_DELETED);
+    return;
+  }
+  char *fp = agent_trigger_fingerprint(ev->object);
+  if (!fp) return;
+  if (t && t->fp && strcmp(t->fp, fp) == 0 &&
+      t->dirty != KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_DELETED) {
+    free(fp); /* status-only change or Koreo's own annotation */
+    kv_unref(t->obj);
+    t->obj = kv_ref(ev->object);
+    return;
+  }
+  int type = KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_MODIFIED;
+  if (!t) {
+    t = calloc(1, sizeof *t);
+    t->k = k;
+    t->ns = strdup(ns);
+    t->name = strdup(name);
+    t->next = w->trigs;
+    w->trigs = t;
+    type = KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_ADDED;
+  } else if (t->dirty == KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_DELETED) {
+    type = KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_ADDED; /* re-created within the window */
+    t->dirty = 0;
+  }
+  free(t->fp);
+  t->fp = fp;
+  if (t->obj) kv_unref(t->obj);
+  t->obj = kv_ref(ev->object);
+  mark(w, t, type);
+}
+
+ksw *ksw_new(struct event_base *base, kube_client *kc, ksession *s, long coalesce_ms) {
+  ksw *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->base = base;
+  w->kc = kc;
+  w->s = s;
+  w->coalesce_ms = coalesce_ms > 0 ? coalesce_ms : 50;
+  w->flush = evtimer_new(base, flush_cb, w);
+  return w;
+}
+
+static void kind_free(ksw *w, kindw *k) {
+  if (k->watch) kube_watch_stop(k->watch);
+  for (trig **p = &w->trigs; *p;) {
+    if ((*p)->k == k) {
+      trig *t = *p;
+      *p = t->next;
+      trig_free(t);
+    } else
+      p = &(*p)->next;
+  }
+  free(k->api_version);
+  free(k->kind);
+  free(k);
+}
+
+size_t ksw_apply(ksw *w, const Koreo__Agent__V1__WatchSet *ws) {
+  if (ws->generation && ws->generation <= w->generation) return w->n_kinds;
+  w->generation = ws->generation;
+  for (size_t i = 0; i < w->n_kinds; i++)
+    w->kinds[i]->keep = false;
+  for (size_t j = 0; j < ws->n_kinds; j++) {
+    const Koreo__Agent__V1__WatchKind *wk = ws->kinds[j];
+    kindw *found = NULL;
+    for (size_t i = 0; i < w->n_kinds && !found; i++)
+      if (!strcmp(w->kinds[i]->api_version, wk->api_version) &&
+          !strcmp(w->kinds[i]->kind, wk->kind))
+        found = w->kinds[i];
+    if (found) {
+      found->keep = true;
+      continue;
+    }
+    kindw *k = calloc(1, sizeof *k);
+    kindw **nk = realloc(w->kinds, (w->n_kinds + 1) * sizeof *nk);
+    if (!k || !nk) {
+      free(k);
+      if (nk) w->kinds = nk;
+      continue;
+    }
+    w->kinds = nk;
+    k->w = w;
+    k->api_version = strdup(wk->api_version);
+    k->kind = strdup(wk->kind);
+    k->keep = true;
+    kube_watch_opts o = {.api_version = k->api_version, .kind = k->kind};
+    kube_error err = {0};
+    k->watch = kube_watch_start(w->kc, &o, on_watch, k, &err);
+    if (!k->watch)
+      fprintf(stderr, "koreo-agent: watch %s %s: %s\n", k->api_version, k->kind, err.message);
+    kube_error_clear(&err);
+    w->kinds[w->n_kinds++] = k;
+  }
+  size_t out = 0;
+  for (size_t i = 0; i < w->n_kinds; i++) {
+    if (w->kinds[i]->keep)
+      w->kinds[out++] = w->kinds[i];
+    else
+      kind_free(w, w->kinds[i]);
+  }
+  w->n_kinds = out;
+  return out;
+}
+
+void ksw_snapshot(ksw *w) {
+  size_t n = 0;
+  for (trig *t = w->trigs; t; t = t->next)
+    n++;
+  Koreo__Agent__V1__TriggerObject *objs = calloc(n ? n : 1, sizeof *objs);
+  Koreo__Agent__V1__TriggerObject **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+  Koreo__Agent__V1__ObjectRef *refs = calloc(n ? n : 1, sizeof *refs);
+  char **jsons = calloc(n ? n : 1, sizeof *jsons);
+  if (!objs || !ptrs || !refs || !jsons) goto out;
+  size_t i = 0;
+  for (trig *t = w->trigs; t; t = t->next, i++) {
+    koreo__agent__v1__trigger_object__init(&objs[i]);
+    koreo__agent__v1__object_ref__init(&refs[i]);
+    fill_ref(&refs[i], t);
+    jsons[i] = t->obj ? kv_json_write(t->obj, 0, NULL) : NULL;
+    objs[i].object_ref = &refs[i];
+    objs[i].object_json.data = (uint8_t *)jsons[i];
+    objs[i].object_json.len = jsons[i] ? strlen(jsons[i]) : 0;
+    ptrs[i] = &objs[i];
+  }
+  Koreo__Agent__V1__Envelope e = KOREO__AGENT__V1__ENVELOPE__INIT;
+  Koreo__Agent__V1__TriggerSnapshot sn = KOREO__AGENT__V1__TRIGGER_SNAPSHOT__INIT;
+  char id[64];
+  static unsigned counter;
+  snprintf(id, sizeof id, "snap-%u", ++counter);
+  sn.snapshot_id = id;
+  sn.last = true;
+  sn.watch_generation = w->generation;
+  sn.n_objects = n;
+  sn.objects = ptrs;
+  e.body_case = KOREO__AGENT__V1__ENVELOPE__BODY_TRIGGER_SNAPSHOT;
+  e.trigger_snapshot = &sn;
+  ktls_err err = {{0}};
+  if (!ksession_send(w->s, &e, &err)) fprintf(stderr, "koreo-agent: snapshot: %s\n", err.msg);
+out:
+  for (size_t k = 0; jsons && k < n; k++)
+    free(jsons[k]);
+  free(jsons);
+  free(refs);
+  free(ptrs);
+  free(objs);
+}
+
+uint64_t ksw_events_sent(const ksw *w) { return w->sent; }
+
+void ksw_free(ksw *w) {
+  if (!w) return;
+  for (size_t i = 0; i < w->n_kinds; i++)
+    kind_free(w, w->kinds[i]);
+  free(w->kinds);
+  while (w->trigs) {
+    trig *t = w->trigs;
+    w->trigs = t->next;
+    trig_free(t);
+  }
+  event_free(w->flush);
+  free(w);
+}
