@@ -26,6 +26,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "agent_test_util.h"
 #include "kubesim_harness.h"
 #include "session.h"
 #include "session_watch.h"
@@ -167,24 +168,6 @@ static int setup(void **state) {
       0);
   *state = h;
   return 0;
-}
-
-static void rm_rf(const char *d) {
-  DIR *dp = opendir(d);
-  if (!dp) return;
-  struct dirent *e;
-  while ((e = readdir(dp))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s", d, e->d_name);
-    struct stat st;
-    if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-      rm_rf(p);
-    else
-      unlink(p);
-  }
-  closedir(dp);
-  rmdir(d);
 }
 
 static int teardown(void **state) {

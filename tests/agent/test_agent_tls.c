@@ -27,6 +27,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "agent_test_util.h"
 #include "tls.h"
 
 typedef struct fx {
@@ -107,24 +108,6 @@ static int setup(void **state) {
   snprintf(f->dir, sizeof f->dir, "%s/state", f->root);
   *state = f;
   return 0;
-}
-
-static void rm_rf(const char *d) {
-  DIR *dp = opendir(d);
-  if (!dp) return;
-  struct dirent *e;
-  while ((e = readdir(dp))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s", d, e->d_name);
-    struct stat st;
-    if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-      rm_rf(p);
-    else
-      unlink(p);
-  }
-  closedir(dp);
-  rmdir(d);
 }
 
 static int teardown(void **state) {
