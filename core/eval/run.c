@@ -14,6 +14,7 @@
 
 typedef struct rf_task rf_task;
 typedef struct wf_task wf_task;
+typedef struct ra_task ra_task;
 
 /* ---- the run ------------------------------------------------------------ */
 
@@ -24,6 +25,8 @@ struct koreo_run {
   uint64_t next_id;
   rf_task **pending; /* tasks with an issued, unanswered request, issue order */
   size_t npending, cappending;
+  ra_task **applies; /* remote ResourceFunction calls not yet answered, issue order */
+  size_t napplies, capapplies;
   bool done;
   rf_task *rf; /* ResourceFunction run */
   wf_task *wf; /* Workflow run */
@@ -31,6 +34,51 @@ struct koreo_run {
   koreo_workflow_result wres;
   koreo_step_report *reports;
 };
+
+/* ---- remote ResourceFunction call (ctx->remote_resource_functions) -------- */
+
+struct ra_task {
+  koreo_run *run;
+  koreo_apply pub; /* what the host sees; strings owned here */
+  char *location, *workflow, *step_label;
+  kv *inputs;
+  bool handed_out, pending, answered;
+  koreo_outcome outcome; /* the answer */
+  kv *resource_id;
+};
+
+static void run_add_apply(koreo_run *r, ra_task *t) {
+  if (r->napplies == r->capapplies) {
+    r->capapplies = r->capapplies ? 2 * r->capapplies : 8;
+    r->applies = realloc(r->applies, r->capapplies * sizeof *r->applies);
+    if (!r->applies) kv_oom();
+  }
+  r->applies[r->napplies++] = t;
+  t->pending = true;
+}
+
+static void run_remove_apply(koreo_run *r, ra_task *t) {
+  if (!t->pending) return;
+  for (size_t i = 0; i < r->napplies; i++)
+    if (r->applies[i] == t) {
+      memmove(&r->applies[i], &r->applies[i + 1], (r->napplies - i - 1) * sizeof *r->applies);
+      r->napplies--;
+      break;
+    }
+  t->pending = false;
+}
+
+static void ra_free(ra_task *t) {
+  if (!t) return;
+  run_remove_apply(t->run, t);
+  free(t->location);
+  free(t->workflow);
+  free(t->step_label);
+  kv_unref(t->inputs);
+  koreo_outcome_clear(&t->outcome);
+  kv_unref(t->resource_id);
+  free(t);
+}
 
 /* ---- ResourceFunction task (spec 5) ------------------------------------- */
 
@@ -758,13 +806,16 @@ static void rf_cancel(rf_task *t) {
 
 /* ---- Workflow task (spec 6) --------------------------------------------- */
 
-typedef enum lt_type { LT_NONE = 0, LT_RF, LT_WF } lt_type;
+typedef enum lt_type { LT_NONE = 0, LT_RF, LT_WF, LT_REMOTE } lt_type;
 
 /* One invocation of logic (spec 6.4) that may be asynchronous. */
 typedef struct logic_task {
   lt_type type;
   rf_task *rf;
   wf_task *wf;
+  ra_task *ra;
+  const char *step_label; /* the step this call belongs to (borrowed) */
+  long item;              /* forEach index, -1 outside forEach */
   bool done;
   koreo_outcome outcome;
   kv *resource_ids;
@@ -808,6 +859,7 @@ static void wf_free(wf_task *w);
 static void wf_cancel(wf_task *w);
 
 static void lt_free(logic_task *l) {
+  ra_free(l->ra);
   rf_free(l->rf);
   wf_free(l->wf);
   koreo_outcome_clear(&l->outcome);
@@ -840,6 +892,27 @@ static void lt_start(wf_task *w, logic_task *l, const kdef_logic_ref *ref, const
     lt_finish(l, koreo_eval_value_function(d, inputs, NULL, location), NULL);
     return;
   case KDEF_RESOURCE_FUNCTION:
+    if (w->run->ctx && w->run->ctx->remote_resource_functions) {
+      ra_task *t = calloc(1, sizeof *t);
+      if (!t) kv_oom();
+      t->run = w->run;
+      t->location = xdup(location);
+      t->workflow = xdup(w->key);
+      t->step_label = xdup(l->step_label ? l->step_label : "");
+      t->inputs = inputs && inputs->kind != KV_NULL ? kv_ref((kv *)inputs) : kv_map_new(0);
+      t->pub.id = ++w->run->next_id;
+      t->pub.rf = d;
+      t->pub.inputs = t->inputs;
+      t->pub.location = t->location;
+      t->pub.workflow = t->workflow;
+      t->pub.step_label = t->step_label;
+      t->pub.in_for_each = l->item >= 0;
+      t->pub.for_each_index = l->item >= 0 ? (uint32_t)l->item : 0;
+      l->type = LT_REMOTE;
+      l->ra = t;
+      run_add_apply(w->run, t);
+      return;
+    }
     l->type = LT_RF;
     l->rf = rf_new(w->run, d, inputs, location);
     return;
@@ -871,6 +944,14 @@ static bool lt_advance(logic_task *l) {
       lt_finish(l, koreo_outcome_take(&t->outcome), kv_ref(t->resource_id));
       progress = true;
     }
+  } else if (l->type == LT_REMOTE) {
+    if (l->ra->answered) {
+      ra_task *t = l->ra;
+      kv *id = t->resource_id;
+      t->resource_id = NULL;
+      lt_finish(l, koreo_outcome_take(&t->outcome), id);
+      progress = true;
+    }
   } else if (l->type == LT_WF) {
     while (wf_advance(l->wf))
       progress = true;
@@ -893,6 +974,7 @@ static void lt_cancel(logic_task *l, koreo_outcome timeout) {
   }
   if (l->rf) rf_cancel(l->rf);
   if (l->wf) wf_cancel(l->wf);
+  if (l->ra) run_remove_apply(l->ra->run, l->ra);
   lt_finish(l, timeout, NULL);
 }
 
@@ -907,6 +989,8 @@ static void step_finish(step_task *s, koreo_outcome o, kv *ids /* taken */) {
 static void step_start_logic(wf_task *w, step_task *s, logic_task *l, const kv *inputs,
                              const kv *vars) {
   const kdef_step *st = s->step;
+  l->step_label = st->label;
+  l->item = s->for_each ? (long)(l - s->items) : -1;
   if (!st->is_switch) {
     lt_start(w, l, &st->ref, inputs, s->location);
     return;
@@ -1393,6 +1477,7 @@ void koreo_run_free(koreo_run *r) {
   kv_unref(r->wres.state);
   kv_unref(r->wres.state_errors);
   free(r->pending);
+  free(r->applies);
   free(r);
 }
 
@@ -1445,7 +1530,34 @@ const kube_request *koreo_run_next_request(koreo_run *r) {
   return NULL;
 }
 
-size_t koreo_run_pending(const koreo_run *r) { return r->npending; }
+size_t koreo_run_pending(const koreo_run *r) { return r->npending + r->napplies; }
+
+const koreo_apply *koreo_run_next_apply(koreo_run *r) {
+  for (size_t i = 0; i < r->napplies; i++)
+    if (!r->applies[i]->handed_out) {
+      r->applies[i]->handed_out = true;
+      return &r->applies[i]->pub;
+    }
+  return NULL;
+}
+
+int koreo_run_answer_apply(koreo_run *r, uint64_t id, koreo_outcome *o, kv *resource_id) {
+  for (size_t i = 0; i < r->napplies; i++) {
+    ra_task *t = r->applies[i];
+    if (t->pub.id != id) continue;
+    run_remove_apply(r, t);
+    /* the owning logic task finishes at the next advance (spec 6.4: the
+     * step's result is the function's outcome; its resource id is reported) */
+    t->handed_out = true;
+    t->answered = true;
+    t->outcome = koreo_outcome_take(o);
+    t->resource_id = resource_id;
+    return 0;
+  }
+  koreo_outcome_clear(o);
+  kv_unref(resource_id);
+  return -1;
+}
 
 int koreo_run_answer(koreo_run *r, uint64_t id, kube_response *resp) {
   for (size_t i = 0; i < r->npending; i++) {
@@ -1474,6 +1586,7 @@ void koreo_run_cancel(koreo_run *r) {
     wf_cancel(r->wf);
   }
   r->npending = 0;
+  r->napplies = 0;
   run_finish(r);
 }
 

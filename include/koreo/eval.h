@@ -52,6 +52,12 @@ typedef struct koreo_eval_ctx {
   /* ResourceTemplates are looked up here at reconcile time (spec 5.5);
    * NULL: every resourceTemplateRef answers "not found" (Retry 30). */
   const kdef_registry *registry;
+  /* The control plane's mode (ARCHITECTURE "The control plane"): a Workflow
+   * step whose logic is a ResourceFunction is not reconciled here but
+   * yielded as a koreo_apply (koreo_run_next_apply) for an agent to run;
+   * the run resumes with koreo_run_answer_apply.  Off: reconcile locally
+   * through kube_requests. */
+  bool remote_resource_functions;
 } koreo_eval_ctx;
 
 /* The owner a ResourceFunction adds as an ownerReference (spec 5.8, 5.9):
@@ -106,13 +112,37 @@ bool koreo_run_done(const koreo_run *r);
 /* The next request issued by the run and not yet handed out, or NULL.
  * Borrowed: valid until it is answered or the run is freed. */
 const kube_request *koreo_run_next_request(koreo_run *r);
-/* Number of requests issued and not yet answered. */
+/* Number of requests (and applies) issued and not yet answered. */
 size_t koreo_run_pending(const koreo_run *r);
 
 /* Answer request `id`.  Takes what `resp` owns (resp is cleared).  The
  * step resumes at the next koreo_run_advance().  Returns 0, or -1 when the
  * run has no unanswered request `id` (resp is cleared anyway). */
 int koreo_run_answer(koreo_run *r, uint64_t id, kube_response *resp);
+
+/* --- remote ResourceFunction steps (ctx->remote_resource_functions) -------
+ * One ResourceFunction call of a Workflow step (or of one forEach item, or
+ * inside a sub-Workflow) to be run elsewhere.  Borrowed from the run: valid
+ * until answered or the run is freed. */
+typedef struct koreo_apply {
+  uint64_t id;               /* unique within the run (shares the request id space) */
+  const kdef_definition *rf; /* the ResourceFunction (KDEF_RESOURCE_FUNCTION, status Ok) */
+  const kv *inputs;          /* the call's inputs map */
+  const char *location;      /* "<workflow>.spec.steps.<label>[...]" (messages) */
+  const char *workflow;      /* key of the (sub-)Workflow the step belongs to */
+  const char *step_label;    /* the step's label in that Workflow */
+  bool in_for_each;          /* for_each_index is meaningful */
+  uint32_t for_each_index;
+} koreo_apply;
+
+/* The next apply issued by the run and not yet handed out, or NULL. */
+const koreo_apply *koreo_run_next_apply(koreo_run *r);
+
+/* Answer apply `id` with the function's outcome (taken: *o is cleared; its
+ * Ok value is the return value) and its resource id (spec 5.1 map, taken,
+ * may be NULL).  Returns 0, or -1 when the run has no unanswered apply `id`
+ * (the arguments are released anyway). */
+int koreo_run_answer_apply(koreo_run *r, uint64_t id, koreo_outcome *o, kv *resource_id);
 
 /* The host's deadline expired: every unfinished step becomes
  * Retry(30, "Timeout running step (<label>), will retry.") (spec 6.2) and

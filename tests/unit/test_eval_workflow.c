@@ -546,6 +546,107 @@ static void test_resources_async(void **s) {
   kv_unref(p);
 }
 
+/* The control plane's mode: ResourceFunction steps are yielded as applies
+ * (with step label, forEach index, location) and answered with the outcome
+ * an agent computed; the Workflow result is the same as a local run's. */
+static void answer_applies(koreo_run *r, kube_memcluster *mc, size_t *seen, kv *labels) {
+  const koreo_apply *a;
+  const koreo_apply *got[16];
+  size_t n = 0;
+  while ((a = koreo_run_next_apply(r)))
+    got[n++] = a;
+  koreo_eval_ctx local = {.registry = F.reg};
+  kube_ops ops = kube_memcluster_ops(mc);
+  for (size_t i = n; i-- > 0;) { /* answer in reverse order */
+    a = got[i];
+    char lab[64];
+    if (a->in_for_each)
+      snprintf(lab, sizeof lab, "%s/%s#%u", a->workflow, a->step_label, a->for_each_index);
+    else
+      snprintf(lab, sizeof lab, "%s/%s", a->workflow, a->step_label);
+    kv_list_push(labels, kv_cstring(lab));
+    koreo_run *rf = koreo_run_resource_function(&local, a->rf, a->inputs, NULL, a->location);
+    koreo_run_sync(rf, &ops);
+    koreo_outcome o = koreo_outcome_copy(koreo_run_outcome(rf));
+    const kv *id = koreo_run_resource_id(rf);
+    uint64_t aid = a->id;
+    assert_int_equal(koreo_run_answer_apply(r, aid, &o, id ? kv_ref((kv *)id) : NULL), 0);
+    koreo_run_free(rf);
+    /* a second answer for the same id is refused */
+    koreo_outcome again = koreo_outcome_ok(kv_null(), NULL);
+    assert_int_equal(koreo_run_answer_apply(r, aid, &again, NULL), -1);
+  }
+  *seen += n;
+}
+
+static void test_remote_steps(void **s) {
+  (void)s;
+  kv *p = fx_json("{}");
+  kube_memcluster *remote_mc = kube_memcluster_new(), *local_mc = kube_memcluster_new();
+  koreo_eval_ctx remote = {.registry = F.reg, .remote_resource_functions = true};
+  kube_ops ops = kube_memcluster_ops(local_mc);
+  for (int loop = 0; loop < 3; loop++) {
+    koreo_run *lr =
+        koreo_run_workflow(&F.ctx, fx_def(&F, KDEF_WORKFLOW, "resources"), p, NULL, "top-key");
+    koreo_run_sync(lr, &ops);
+    koreo_run *rr =
+        koreo_run_workflow(&remote, fx_def(&F, KDEF_WORKFLOW, "resources"), p, NULL, "top-key");
+    size_t seen = 0;
+    kv *labels = kv_list_new(8);
+    while (!koreo_run_advance(rr)) {
+      assert_null(koreo_run_next_request(rr)); /* nothing reconciled here */
+      size_t before = seen;
+      answer_applies(rr, remote_mc, &seen, labels);
+      assert_true(seen > before);
+    }
+    if (loop == 0) {
+      /* one, two and both forEach items at once (answered in reverse order);
+       * three waits on one, which is still being created (Retry): DepSkip */
+      char *j = kv_json_write(labels, 0, NULL);
+      assert_string_equal(j, "[\"top-key/many#1\",\"top-key/many#0\",\"top-key/two\","
+                             "\"top-key/one\"]");
+      free(j);
+    }
+    kv_unref(labels);
+    const koreo_workflow_result *a = koreo_run_workflow_result(lr),
+                                *b = koreo_run_workflow_result(rr);
+    assert_int_equal(a->outcome.kind, b->outcome.kind);
+    assert_int_equal(a->outcome.delay, b->outcome.delay);
+    assert_string_equal(a->outcome.message ? a->outcome.message : "",
+                        b->outcome.message ? b->outcome.message : "");
+    assert_true(kv_equal_strict(a->conditions, b->conditions, false));
+    assert_true(kv_equal_strict(a->state, b->state, false));
+    assert_true(kv_equal_strict(a->resource_ids, b->resource_ids, false));
+    assert_int_equal(a->n_steps, b->n_steps);
+    for (size_t i = 0; i < a->n_steps; i++) {
+      assert_int_equal(a->steps[i].outcome.kind, b->steps[i].outcome.kind);
+      if (a->steps[i].outcome.value)
+        assert_true(kv_equal_strict(a->steps[i].outcome.value, b->steps[i].outcome.value, false));
+    }
+    assert_int_equal(loop == 2 ? KOREO_OK : KOREO_RETRY, b->outcome.kind);
+    koreo_run_free(lr);
+    koreo_run_free(rr);
+  }
+  /* the host's deadline with applies in flight: Timeout Retry, nothing pending */
+  koreo_run *rr =
+      koreo_run_workflow(&remote, fx_def(&F, KDEF_WORKFLOW, "resources"), p, NULL, NULL);
+  assert_false(koreo_run_advance(rr));
+  assert_int_equal(koreo_run_pending(rr), 4);
+  const koreo_apply *a = koreo_run_next_apply(rr);
+  assert_non_null(a);
+  koreo_run_cancel(rr);
+  assert_int_equal(koreo_run_pending(rr), 0);
+  const koreo_workflow_result *res = koreo_run_workflow_result(rr);
+  assert_int_equal(res->outcome.kind, KOREO_RETRY);
+  fx_assert_contains(step(res, "one")->message, "Timeout running step (one)");
+  koreo_outcome late = koreo_outcome_ok(kv_null(), NULL);
+  assert_int_equal(koreo_run_answer_apply(rr, 1, &late, NULL), -1);
+  koreo_run_free(rr);
+  kube_memcluster_free(remote_mc);
+  kube_memcluster_free(local_mc);
+  kv_unref(p);
+}
+
 /* the host's deadline: unfinished steps become Timeout Retry 30 */
 static void test_cancel(void **s) {
   (void)s;
@@ -673,6 +774,7 @@ int main(void) {
       cmocka_unit_test(test_ref_switch),
       cmocka_unit_test(test_for_each),
       cmocka_unit_test(test_resources_async),
+      cmocka_unit_test(test_remote_steps),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_raise_cancels_siblings),
       cmocka_unit_test(test_not_ready),
