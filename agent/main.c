@@ -2,9 +2,9 @@
  * agent/main.c: the `koreo-agent` executable: flag parsing (issue 5 item
  * 3 and 5), the logger set-up, the one libevent loop, signal handling and
  * the health listener (/healthz, /readyz, /metrics over libevent's evhttp).
- * This build runs standalone mode (agent/standalone.c); the control-plane
- * session (--server, --bootstrap-token, ...) is refused with a clear
- * message until it exists.
+ * Standalone mode is agent/standalone.c; control-plane mode (--server,
+ * --bootstrap-token, ...) is agent/cpmode.c when the build has the session
+ * library (KOREO_AGENT_SESSION), else it is refused with a clear message.
  */
 #include "standalone.h"
 #ifdef KOREO_AGENT_SESSION
@@ -36,16 +36,21 @@ static void usage(FILE *f) {
         "  --log-format json|text log line format (default text)\n"
         "  --log-level LEVEL      debug, info, warn or error (default info)\n"
         "  --health-listen ADDR   serve /healthz, /readyz and /metrics on HOST:PORT\n"
-        "DURATION: a number with unit ms, s, m or h (a bare number is seconds).\n"
-        "\n"
-        "Control-plane mode (--server, --cluster-name, --bootstrap-token, --state-dir,\n"
+        "DURATION: a number with unit ms, s, m or h (a bare number is seconds).\n",
+        f);
+#ifndef KOREO_AGENT_SESSION
+  fputs("\nControl-plane mode (--server, --cluster-name, --bootstrap-token, --state-dir,\n"
         "--ca-file, --no-autonomy) is not available in this build.\n",
         f);
-#ifdef KOREO_AGENT_SESSION
-  fputs("\nThis build has control-plane mode (agent/cpmode.c): koreo-agent --server HOST:PORT\n"
-        "--cluster-name NAME --state-dir DIR [--bootstrap-token TOKEN] [--ca-file FILE]\n"
-        "[--kubeconfig FILE] [--context NAME]: registers with the token when DIR has no\n"
-        "identity, then keeps a session (WatchSet -> TriggerEvents).\n",
+#else
+  fputs("\nControl-plane mode: koreo-agent --server HOST:PORT --cluster-name NAME --state-dir DIR\n"
+        "  [--bootstrap-token TOKEN] [--ca-file FILE] [--kubeconfig FILE] [--context NAME]\n"
+        "  --server H:P[,H:P...]  the control plane; several replicas are tried in turn\n"
+        "  --bootstrap-token TOKEN registers (first start; the identity is kept in DIR)\n"
+        "  --run-timeout DUR      default deadline of an ApplyRequest (default 30s)\n"
+        "  --no-autonomy          never reconcile on its own while the control plane is away\n"
+        "  --autonomy-after DUR   run the cached definitions after the connection has been down\n"
+        "                         this long (default three heartbeat intervals)\n",
         f);
 #endif
 }
@@ -69,9 +74,19 @@ static int64_t parse_duration(const char *s) {
   return (int64_t)(v * mult);
 }
 
+/* What the health endpoints ask the running mode. */
 typedef struct health {
-  agent_standalone *a;
+  bool (*ready)(const void *arg);
+  char *(*metrics)(const void *arg); /* malloc'd */
+  const void *arg;                   /* NULL until the mode runs */
 } health;
+
+static bool standalone_ready(const void *a) { return agent_standalone_ready(a); }
+static char *standalone_metrics(const void *a) { return agent_standalone_metrics(a); }
+#ifdef KOREO_AGENT_SESSION
+static bool cp_ready(const void *c) { return agent_cp_ready(c); }
+static char *cp_metrics(const void *c) { return agent_cp_metrics(c); }
+#endif
 
 static void on_http(struct evhttp_request *req, void *ud) {
   health *h = ud;
@@ -83,15 +98,16 @@ static void on_http(struct evhttp_request *req, void *ud) {
   if (strcmp(uri, "/healthz") == 0 || strcmp(uri, "/livez") == 0) {
     evbuffer_add_printf(out, "ok\n");
   } else if (strcmp(uri, "/readyz") == 0) {
-    if (h->a && agent_standalone_ready(h->a)) {
+    if (h->arg && h->ready(h->arg)) {
       evbuffer_add_printf(out, "ok\n");
     } else {
       code = 503;
       reason = "Service Unavailable";
-      evbuffer_add_printf(out, "not ready: definitions loading or trigger watches not synced\n");
+      evbuffer_add_printf(out, "not ready: definitions loading, trigger watches not synced, or "
+                               "the control plane not connected\n");
     }
   } else if (strcmp(uri, "/metrics") == 0) {
-    char *m = h->a ? agent_standalone_metrics(h->a) : NULL;
+    char *m = h->arg ? h->metrics(h->arg) : NULL;
     evbuffer_add_printf(out, "%s", m ? m : "");
     free(m);
     ctype = "text/plain; version=0.0.4";
@@ -233,6 +249,21 @@ int main(int argc, char **argv) {
 #endif
     } else if (strcmp(f, "--no-autonomy") == 0) {
       cp_flag = f;
+#ifdef KOREO_AGENT_SESSION
+      cpo.no_autonomy = true;
+#endif
+    } else if (strcmp(f, "--autonomy-after") == 0) {
+      NEED_VAL();
+      cp_flag = f;
+      int64_t ms = parse_duration(val);
+      if (ms <= 0 || ms > INT32_MAX) {
+        fprintf(stderr, "koreo-agent: %s: '%s' is not a duration (e.g. 30s, 20m, 1h)\n", f, val);
+        free(defs);
+        return 2;
+      }
+#ifdef KOREO_AGENT_SESSION
+      cpo.autonomy_after_ms = (long)ms;
+#endif
     } else {
       fprintf(stderr, "koreo-agent: unknown option '%s'\n", argv[i]);
       usage(stderr);
@@ -241,28 +272,22 @@ int main(int argc, char **argv) {
     }
 #undef NEED_VAL
   }
+  bool cp_mode = false;
 #ifdef KOREO_AGENT_SESSION
-  if (!standalone && cpo.server) {
-    agent_log_setup(log_json, level);
-    signal(SIGPIPE, SIG_IGN);
-    struct event_base *cbase = event_base_new();
-    cpo.kubeconfig = o.kubeconfig;
-    cpo.context = o.context;
-    int crc = cbase ? agent_cp_run(cbase, &cpo) : 1;
-    if (cbase) event_base_free(cbase);
-    free(defs);
-    return crc;
-  }
+  cp_mode = !standalone && cpo.server;
+  cpo.kubeconfig = o.kubeconfig;
+  cpo.context = o.context;
+  cpo.apply_timeout_ms = o.run_timeout_ms;
 #endif
-  if (!standalone) {
+  if (!standalone && !cp_mode) {
     fprintf(stderr,
-            "koreo-agent: %s%scontrol-plane mode is not available in this build; run with "
-            "--standalone --definitions DIR\n",
+            "koreo-agent: %s%scontrol-plane mode is not available in this build (or --server "
+            "is missing); run with --standalone --definitions DIR\n",
             cp_flag ? cp_flag : "", cp_flag ? ": " : "");
     free(defs);
     return 2;
   }
-  if (!ndefs) {
+  if (standalone && !ndefs) {
     fprintf(stderr, "koreo-agent: --standalone needs --definitions DIR\n");
     free(defs);
     return 2;
@@ -300,14 +325,24 @@ int main(int argc, char **argv) {
     evhttp_set_gencb(http, on_http, &h);
     agent_log(AGENT_INFO, "health endpoints on http://%s/healthz, /readyz, /metrics", health_addr);
   }
-  char err[512];
-  agent_standalone *a = agent_standalone_new(base, &o, err, sizeof err);
-  if (!a) {
-    agent_log(AGENT_ERROR, "%s", err);
-    rc = 1;
-    goto out;
+  agent_standalone *a = NULL;
+#ifdef KOREO_AGENT_SESSION
+  agent_cp *c = NULL;
+  if (cp_mode) {
+    if (!(c = agent_cp_new(base, &cpo, &rc))) goto out;
+    h = (health){cp_ready, cp_metrics, c};
   }
-  h.a = a;
+#endif
+  if (!cp_mode) {
+    char err[512];
+    a = agent_standalone_new(base, &o, err, sizeof err);
+    if (!a) {
+      agent_log(AGENT_ERROR, "%s", err);
+      rc = 1;
+      goto out;
+    }
+    h = (health){standalone_ready, standalone_metrics, a};
+  }
   struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
   struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
   event_add(sigint, NULL);
@@ -315,8 +350,11 @@ int main(int argc, char **argv) {
   event_base_dispatch(base);
   event_free(sigint);
   event_free(sigterm);
-  h.a = NULL;
+  h.arg = NULL;
   agent_standalone_free(a);
+#ifdef KOREO_AGENT_SESSION
+  agent_cp_free(c);
+#endif
 out:
   if (http) evhttp_free(http);
   event_base_free(base);

@@ -6,6 +6,8 @@
  */
 #include "session.h"
 
+#include "outbox_log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -23,11 +25,15 @@ struct ksession {
   struct event_base *base;
   ksession_opts o;
   char *host, *cluster, *state_dir, *token, *ca_file, *agent_version;
-  char outbox_path[4096], inbox_path[4096];
+  char **srv_host; /* every replica address: [0] = tls.host:tls.port */
+  int *srv_port;
+  size_t n_srv, cur_srv;
+  char inbox_path[4096];
   ktls_client *client; /* current attempt or connection */
   bool registering;    /* client is a registration */
   bool connected;
-  kframe_outbox *ob;
+  kobl *log;         /* the persisted outbox journal (outbox.log) */
+  kframe_outbox *ob; /* its outbox */
   kframe_inbox in;
   long hb_ms;          /* interval in use */
   long backoff_ms;     /* next reconnect delay */
@@ -79,12 +85,6 @@ static void inbox_load(ksession *s) {
   fclose(f);
 }
 
-static void outbox_persist(ksession *s) {
-  kframe_error fe = {0};
-  if (!kframe_outbox_save(s->ob, s->outbox_path, &fe))
-    fprintf(stderr, "koreo-agent: session: saving the outbox: %s\n", fe.msg);
-}
-
 /* ---------------------------------------------------------------- sending */
 
 static void send_frame(ksession *s, const uint8_t *buf, size_t len) {
@@ -128,6 +128,7 @@ static void schedule_retry(ksession *s) {
   evtimer_add(s->retry, &tv);
   long max = s->o.backoff_max_ms;
   s->backoff_ms = d * 2 > max ? max : d * 2;
+  if (s->n_srv > 1) s->cur_srv = (s->cur_srv + 1) % s->n_srv; /* next replica */
 }
 
 static void reap_cb(evutil_socket_t fd, short w, void *arg) {
@@ -182,7 +183,7 @@ static bool on_envelope(ktls_client *c, kframe_envelope *env, void *arg) {
     return true;
   }
   s->last_rx_ms = mono_ms();
-  if (env->ack && kframe_outbox_ack(s->ob, env->ack) > 0) outbox_persist(s);
+  if (env->ack) kobl_ack(s->log, env->ack);
   if (env->body_case == KOREO__AGENT__V1__ENVELOPE__BODY_HEARTBEAT) {
     s->st.heartbeats_received++;
     kframe_envelope_free(env);
@@ -255,9 +256,7 @@ static void connect_done(ktls_client *c, int status, const char *msg, void *arg)
   s->hb_ms =
       ack && ack->heartbeat_interval_ms ? (long)ack->heartbeat_interval_ms : s->o.heartbeat_ms;
   s->last_rx_ms = mono_ms();
-  size_t before = kframe_outbox_count(s->ob);
-  kframe_outbox_rewind(s->ob, ack ? ack->last_acked_sequence : 0);
-  if (kframe_outbox_count(s->ob) != before) outbox_persist(s);
+  kobl_rewind(s->log, ack ? ack->last_acked_sequence : 0);
   s->st.replayed += kframe_outbox_count(s->ob);
   struct bufferevent *bev = ktls_client_bev(c);
   bufferevent_data_cb rd, wr;
@@ -280,7 +279,8 @@ static void connect_done(ktls_client *c, int status, const char *msg, void *arg)
 static void start_attempt(ksession *s) {
   ktls_err err = {{0}};
   ktls_agent_opts o = s->o.tls;
-  o.host = s->host;
+  o.host = s->srv_host[s->cur_srv];
+  o.port = s->srv_port[s->cur_srv];
   o.cluster = s->cluster;
   o.state_dir = s->state_dir;
   o.bootstrap_token = s->token;
@@ -341,24 +341,40 @@ ksession *ksession_new(struct event_base *base, const ksession_opts *opts, ktls_
   s->backoff_ms = s->o.backoff_min_ms;
   s->hb_ms = s->o.heartbeat_ms;
   s->host = strdup(t->host);
+  s->n_srv = 1 + opts->n_alt_servers;
+  s->srv_host = calloc(s->n_srv, sizeof *s->srv_host);
+  s->srv_port = calloc(s->n_srv, sizeof *s->srv_port);
+  if (!s->srv_host || !s->srv_port) abort();
+  s->srv_host[0] = strdup(t->host);
+  s->srv_port[0] = t->port;
+  for (size_t i = 0; i < opts->n_alt_servers; i++) {
+    const char *a = opts->alt_servers[i], *colon = strrchr(a, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    if (!colon || colon == a || port <= 0 || port > 65535) {
+      snprintf(err->msg, sizeof err->msg, "session: server address '%s' is not HOST:PORT", a);
+      s->n_srv = i + 1;
+      ksession_free(s);
+      return NULL;
+    }
+    s->srv_host[i + 1] = strndup(a, (size_t)(colon - a));
+    s->srv_port[i + 1] = port;
+  }
   s->cluster = strdup(t->cluster);
   s->state_dir = strdup(t->state_dir);
   s->token = dup_or_null(t->bootstrap_token);
   s->ca_file = dup_or_null(t->ca_file);
   s->agent_version = dup_or_null(t->agent_version);
-  snprintf(s->outbox_path, sizeof s->outbox_path, "%s/outbox.bin", t->state_dir);
   snprintf(s->inbox_path, sizeof s->inbox_path, "%s/inbox.seq", t->state_dir);
   inbox_load(s);
-  kframe_error fe = {0};
-  s->ob = kframe_outbox_load(s->outbox_path, 64u << 20, &fe);
-  if (!s->ob && fe.code == KFRAME_ERR_IO && strstr(fe.msg, strerror(ENOENT)))
-    s->ob = kframe_outbox_new(0, 64u << 20);
+  char lerr[sizeof err->msg - 16];
+  s->log = kobl_open(t->state_dir, 64u << 20, lerr, sizeof lerr);
+  s->ob = s->log ? kobl_outbox(s->log) : NULL;
   s->retry = evtimer_new(base, retry_cb, s);
   s->hb = event_new(base, -1, EV_PERSIST, hb_cb, s);
   s->reap = event_new(base, -1, 0, reap_cb, s);
   if (!s->ob || !s->host || !s->cluster || !s->state_dir || !s->retry || !s->hb || !s->reap) {
-    snprintf(err->msg, sizeof err->msg, "session: loading the outbox: %s",
-             fe.msg[0] ? fe.msg : "out of memory"); /* fe.msg names the file */
+    snprintf(err->msg, sizeof err->msg, "session: %s",
+             s->log ? "out of memory" : lerr); /* lerr names the file */
     ksession_free(s);
     return NULL;
   }
@@ -369,21 +385,33 @@ ksession *ksession_new(struct event_base *base, const ksession_opts *opts, ktls_
 
 uint64_t ksession_send(ksession *s, const kframe_envelope *env, ktls_err *err) {
   kframe_error fe = {0};
-  uint64_t seq = kframe_outbox_push(s->ob, env, &fe);
+  uint64_t seq = kobl_push(s->log, env, &fe);
   if (!seq) {
     snprintf(err->msg, sizeof err->msg, "session: queueing %s: %s",
              kframe_body_name(env->body_case), fe.msg);
     return 0;
   }
-  if (!kframe_outbox_save(s->ob, s->outbox_path, &fe)) {
-    snprintf(err->msg, sizeof err->msg, "session: %s", fe.msg);
-    return 0;
-  }
+  if (fe.code) /* queued in memory, not on disk: delivered unless we restart first */
+    fprintf(stderr, "koreo-agent: session: %s\n", fe.msg);
   flush_outbox(s);
   return seq;
 }
 
+bool ksession_send_unsequenced(ksession *s, const kframe_envelope *env) {
+  if (!s->connected) return false;
+  kframe_envelope e = *env;
+  e.sequence = 0;
+  e.ack = s->in.last;
+  uint8_t *buf;
+  size_t len;
+  if (kframe_encode(&e, 0, &buf, &len, NULL) != KFRAME_OK) return false;
+  send_frame(s, buf, len);
+  free(buf);
+  return true;
+}
+
 bool ksession_connected(const ksession *s) { return s->connected; }
+long ksession_heartbeat_ms(const ksession *s) { return s->hb_ms; }
 size_t ksession_pending(const ksession *s) { return kframe_outbox_count(s->ob); }
 uint64_t ksession_inbox_last(const ksession *s) { return s->in.last; }
 const ksession_stats *ksession_get_stats(const ksession *s) { return &s->st; }
@@ -395,8 +423,12 @@ void ksession_free(ksession *s) {
   if (s->retry) event_free(s->retry);
   if (s->hb) event_free(s->hb);
   if (s->reap) event_free(s->reap);
-  kframe_outbox_free(s->ob);
+  kobl_close(s->log);
   free(s->host);
+  for (size_t i = 0; i < s->n_srv; i++)
+    free(s->srv_host[i]);
+  free(s->srv_host);
+  free(s->srv_port);
   free(s->cluster);
   free(s->state_dir);
   free(s->token);

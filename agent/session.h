@@ -6,8 +6,9 @@
  * Hello/HelloAck, heartbeats both ways with a dead-peer timeout of three
  * intervals, reconnection with capped, jittered exponential backoff, and
  * at-least-once delivery (include/koreo/frame.h): reliable messages go
- * through a kframe_outbox persisted in the state dir (outbox.bin) and are
- * replayed after every reconnect; received reliable messages are deduped by
+ * through a kframe_outbox persisted in the state dir as an append-only
+ * journal (outbox.log, agent/outbox_log.h) and are replayed after every
+ * reconnect; received reliable messages are deduped by
  * a kframe_inbox whose high-water mark is persisted (inbox.seq) before it is
  * acknowledged.
  *
@@ -33,6 +34,11 @@ typedef struct ksession_opts {
   long heartbeat_ms;   /* default interval when HelloAck says 0; 0 = 10000 */
   long backoff_min_ms; /* first reconnect delay; 0 = 250 */
   long backoff_max_ms; /* cap; 0 = 30000 */
+  /* Further control-plane replicas, "HOST:PORT" each (borrowed, copied):
+   * attempts go to tls.host:tls.port first and move to the next address
+   * after every failed attempt or lost connection, round robin. */
+  const char *const *alt_servers;
+  size_t n_alt_servers;
   /* A new reliable or unsequenced control-plane message other than
    * Heartbeat/HelloAck (borrowed: valid during the call).  Runs after the
    * inbox advanced; the ack goes out after it returns. */
@@ -62,7 +68,14 @@ ksession *ksession_new(struct event_base *base, const ksession_opts *opts, ktls_
  * sequence (>= 1) or 0 with err (no body, outbox full, I/O). */
 uint64_t ksession_send(ksession *s, const kframe_envelope *env, ktls_err *err);
 
+/* ksession_send_unsequenced: send an unsequenced message (Error) now when
+ * connected (sequence 0, never replayed); dropped otherwise.  Returns true
+ * when it was written. */
+bool ksession_send_unsequenced(ksession *s, const kframe_envelope *env);
+
 bool ksession_connected(const ksession *s);
+/* The heartbeat interval in use (HelloAck's, else the default), ms. */
+long ksession_heartbeat_ms(const ksession *s);
 /* Unacknowledged reliable messages held. */
 size_t ksession_pending(const ksession *s);
 /* Highest control-plane sequence processed (what the session acks). */

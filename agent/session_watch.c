@@ -61,10 +61,15 @@ static void fill_ref(Koreo__Agent__V1__ObjectRef *r, const trig *t) {
   r->resource_version = (char *)(rv ? rv : "");
 }
 
+/* Send the pending change of every trigger.  While the session is down
+ * nothing is sent: each trigger keeps only its latest change (the
+ * TriggerSnapshot after the reconnect carries the current objects; a
+ * deletion stays as a tombstone and is sent as DELETED then). */
 static void flush_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   ksw *w = arg;
+  if (!ksession_connected(w->s)) return;
   for (trig **p = &w->trigs; *p;) {
     trig *t = *p;
     if (t->dirty) {
@@ -217,7 +222,10 @@ size_t ksw_apply(ksw *w, const Koreo__Agent__V1__WatchSet *ws) {
     k->api_version = strdup(wk->api_version);
     k->kind = strdup(wk->kind);
     k->keep = true;
-    kube_watch_opts o = {.api_version = k->api_version, .kind = k->kind};
+    kube_watch_opts o = {.api_version = k->api_version,
+                         .kind = k->kind,
+                         .drop_managed_fields = true,
+                         .share_strings = true};
     kube_error err = {0};
     k->watch = kube_watch_start(w->kc, &o, on_watch, k, &err);
     if (!k->watch)
@@ -239,14 +247,16 @@ size_t ksw_apply(ksw *w, const Koreo__Agent__V1__WatchSet *ws) {
 void ksw_snapshot(ksw *w) {
   size_t n = 0;
   for (trig *t = w->trigs; t; t = t->next)
-    n++;
+    if (t->dirty != KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_DELETED) n++;
   Koreo__Agent__V1__TriggerObject *objs = calloc(n ? n : 1, sizeof *objs);
   Koreo__Agent__V1__TriggerObject **ptrs = calloc(n ? n : 1, sizeof *ptrs);
   Koreo__Agent__V1__ObjectRef *refs = calloc(n ? n : 1, sizeof *refs);
   char **jsons = calloc(n ? n : 1, sizeof *jsons);
   if (!objs || !ptrs || !refs || !jsons) goto out;
   size_t i = 0;
-  for (trig *t = w->trigs; t; t = t->next, i++) {
+  for (trig *t = w->trigs; t; t = t->next) {
+    if (t->dirty == KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_DELETED) continue; /* sent below */
+    t->dirty = 0; /* the snapshot carries its current object */
     koreo__agent__v1__trigger_object__init(&objs[i]);
     koreo__agent__v1__object_ref__init(&refs[i]);
     fill_ref(&refs[i], t);
@@ -255,6 +265,7 @@ void ksw_snapshot(ksw *w) {
     objs[i].object_json.data = (uint8_t *)jsons[i];
     objs[i].object_json.len = jsons[i] ? strlen(jsons[i]) : 0;
     ptrs[i] = &objs[i];
+    i++;
   }
   Koreo__Agent__V1__Envelope e = KOREO__AGENT__V1__ENVELOPE__INIT;
   Koreo__Agent__V1__TriggerSnapshot sn = KOREO__AGENT__V1__TRIGGER_SNAPSHOT__INIT;
@@ -270,6 +281,7 @@ void ksw_snapshot(ksw *w) {
   e.trigger_snapshot = &sn;
   ktls_err err = {{0}};
   if (!ksession_send(w->s, &e, &err)) fprintf(stderr, "koreo-agent: snapshot: %s\n", err.msg);
+  flush_cb(-1, 0, w); /* deletions seen while disconnected */
 out:
   for (size_t k = 0; jsons && k < n; k++)
     free(jsons[k]);

@@ -6,7 +6,11 @@
  * the session (coalesced per object over a short window; status-only
  * changes and Koreo's own annotations ignored with standalone mode's
  * fingerprint, agent_trigger_fingerprint) and sends a TriggerSnapshot of
- * every known trigger on demand (after each (re)connect).
+ * every known trigger on demand (after each (re)connect).  While the
+ * session is down only the latest change per trigger is kept (in memory:
+ * the snapshot after the reconnect carries the current objects, and a
+ * trigger deleted meanwhile is sent as a DELETED TriggerEvent right after
+ * it), so a long outage does not fill the outbox with stale changes.
  */
 #ifndef KOREO_AGENT_SESSION_WATCH_H
 #define KOREO_AGENT_SESSION_WATCH_H
@@ -23,7 +27,9 @@ ksw *ksw_new(struct event_base *base, kube_client *kc, ksession *s, long coalesc
 /* Apply a WatchSet (ignored when its generation is not newer than the
  * applied one).  Returns the number of kinds watched afterwards. */
 size_t ksw_apply(ksw *w, const Koreo__Agent__V1__WatchSet *ws);
-/* Queue a TriggerSnapshot (one part) of every trigger currently known. */
+/* Queue a TriggerSnapshot (one part) of every trigger currently known
+ * (pending ADDED/MODIFIED changes are covered by it), then the DELETED
+ * events of triggers deleted while the session was down. */
 void ksw_snapshot(ksw *w);
 /* TriggerEvents sent so far (statistics). */
 uint64_t ksw_events_sent(const ksw *w);

@@ -10,8 +10,10 @@
  * patch of the metadata; a single merge patch otherwise) and re-run
  * scheduling (Retry delay, resync period, capped doubling backoff with
  * jitter on timeouts and failed writes; PermFail waits for a change).
+ * The status write itself is agent/status_write.c's.
  */
 #include "standalone.h"
+#include "status_write.h"
 
 #include "koreo/definition.h"
 #include "koreo/eval.h"
@@ -128,8 +130,7 @@ struct runctx { /* one Workflow run in flight */
   char *wf_name;
   struct event *deadline;
   bool finished, timed_out;
-  int writes;        /* status writes in flight */
-  bool write_failed; /* one failed */
+  bool write_failed; /* the status write failed */
   int64_t next_ms;   /* -1: wait for a change */
 };
 
@@ -138,6 +139,9 @@ struct agent_standalone {
   kube_client *client;
   char **paths;
   size_t n_paths;
+  kv *documents; /* in-memory definition set (instead of paths), or NULL */
+  void (*on_run)(void *arg, const agent_run_report *r);
+  void *on_run_arg;
   int64_t resync_ms;
   int reload_ms, timeout_ms, bmin, bmax;
   int max_runs;         /* runs in flight at most */
@@ -247,63 +251,27 @@ static void rc_done(runctx *rc) {
   rc_unref(rc);
 }
 
-static void on_status_written(void *ud, kube_result *r) {
+static void on_status_written(void *ud, const kube_error *err) {
   runctx *rc = ud;
-  if (r->err.code != KUBE_OK && r->err.code != KUBE_ERR_CANCELLED && !rc->a->closing) {
+  if (err && err->code != KUBE_ERR_CANCELLED && !rc->a->closing) {
     rc->write_failed = true;
     rc->a->status_write_errors++;
     agent_log(AGENT_WARN, "writing the status of %s %s/%s: %s", rc->t ? rc->t->kw->kind : "?",
-              rc->t ? rc->t->ns : "?", rc->t ? rc->t->name : "?", r->err.message);
-  } else if (r->err.code == KUBE_OK) {
+              rc->t ? rc->t->ns : "?", rc->t ? rc->t->name : "?", err->message);
+  } else if (!err) {
     rc->a->status_writes++;
   }
-  if (--rc->writes == 0) rc_done(rc);
+  rc_done(rc);
 }
 
-/* Write `patch` ({metadata?, status?}, spec 6.11) onto the trigger: the
- * status through the status subresource when the kind serves one (and the
- * rest as a merge patch of the object), else one merge patch. */
+/* Write `patch` ({metadata?, status?}, spec 6.11) onto the trigger
+ * (agent/status_write.h); the run is done when the writes are. */
 static void write_status(runctx *rc, const kv *patch) {
   trig *t = rc->t;
-  agent_standalone *a = rc->a;
-  const kube_resource_info *ri =
-      kube_discovery_find(kube_client_discovery(a->client), t->kw->api_version, t->kw->kind, NULL);
-  kube_req q = {.op = KUBE_OP_PATCH_MERGE,
-                .api_version = t->kw->api_version,
-                .kind = t->kw->kind,
-                .namespace_ = *t->ns ? t->ns : NULL,
-                .name = t->name,
-                .field_manager = "koreo"};
-  const kv *status = kv_map_get_str(patch, "status");
-  rc->refs++;     /* held by the writes */
-  rc->writes = 1; /* guard while submitting */
-  if (ri && ri->has_status && status) {
-    kv *sp = kv_map_new(1);
-    kv_map_set_str(sp, "status", kv_ref((kv *)status));
-    q.subresource = "status";
-    q.body = sp;
-    rc->writes++;
-    if (kube_send(a->client, &q, on_status_written, rc) != 0) rc->writes--;
-    kv_unref(sp);
-    kv *rest = kv_map_new(kv_len(patch));
-    for (size_t i = 0; i < kv_len(patch); i++) {
-      kv *k = kv_map_key_at(patch, i);
-      if (k->kind == KV_STRING && strcmp(kv_str(k), "status") == 0) continue;
-      kv_map_set(rest, kv_ref(k), kv_ref(kv_map_val_at(patch, i)));
-    }
-    if (kv_len(rest)) {
-      q.subresource = NULL;
-      q.body = rest;
-      rc->writes++;
-      if (kube_send(a->client, &q, on_status_written, rc) != 0) rc->writes--;
-    }
-    kv_unref(rest);
-  } else {
-    q.body = patch;
-    rc->writes++;
-    if (kube_send(a->client, &q, on_status_written, rc) != 0) rc->writes--;
-  }
-  if (--rc->writes == 0) rc_done(rc);
+  rc->refs++; /* held by the writes */
+  if (agent_status_write(rc->a->client, t->kw->api_version, t->kw->kind, t->ns, t->name, patch,
+                         on_status_written, rc) != 0)
+    rc_done(rc);
 }
 
 static void rc_finish(runctx *rc) {
@@ -341,6 +309,17 @@ static void rc_finish(runctx *rc) {
   char now[64];
   iso_now(now, sizeof now, true);
   kv *patch = koreo_status_patch(rc->obj, res, now);
+  if (a->on_run) {
+    agent_run_report r = {rc->t->kw->api_version,
+                          rc->t->kw->kind,
+                          rc->t->ns,
+                          rc->t->name,
+                          rc->obj,
+                          rc->wf_name,
+                          res,
+                          patch};
+    a->on_run(a->on_run_arg, &r);
+  }
   write_status(rc, patch);
   kv_unref(patch);
   rc_unref(rc); /* the run's own reference; the writes hold theirs */
@@ -675,7 +654,10 @@ static bool want_kind(kdef_definition *d, void *arg) {
   kw->api_version = xstrdup(av);
   kw->kind = xstrdup(w->crd_kind);
   kw->keep = true;
-  kube_watch_opts wo = {.api_version = kw->api_version, .kind = kw->kind};
+  kube_watch_opts wo = {.api_version = kw->api_version,
+                        .kind = kw->kind,
+                        .drop_managed_fields = true,
+                        .share_strings = true};
   kube_error err = {0};
   kw->w = kube_watch_start(a->client, &wo, on_watch, kw, &err);
   if (!kw->w)
@@ -767,7 +749,13 @@ static void load_defs(agent_standalone *a) {
   g->refs = 1;
   g->reg = kdef_registry_new();
   kdef_diags diags = {0};
-  kdef_load_paths(g->reg, (const char *const *)a->paths, a->n_paths, &diags);
+  if (a->documents) {
+    for (size_t i = 0; i < kv_len(a->documents); i++)
+      kdef_registry_put(g->reg, kv_list_at(a->documents, i), NULL, &diags);
+    kdef_registry_check(g->reg, &diags);
+  } else {
+    kdef_load_paths(g->reg, (const char *const *)a->paths, a->n_paths, &diags);
+  }
   size_t errors = 0;
   for (size_t i = 0; i < diags.n; i++) {
     char *s = kdef_diag_format(&diags.items[i]);
@@ -816,13 +804,15 @@ static void on_reload_timer(evutil_socket_t fd, short what, void *ud) {
 
 agent_standalone *agent_standalone_new(struct event_base *base, const agent_standalone_opts *o,
                                        char *err, size_t errlen) {
-  if (!o->n_def_paths) {
+  if (!o->n_def_paths && !o->documents) {
     snprintf(err, errlen, "standalone mode needs --definitions DIR");
     return NULL;
   }
   kube_config *cfg = NULL;
   kube_error ke = {0};
-  if (kube_config_load(o->kubeconfig, o->context, &cfg, &ke) != 0) {
+  if (o->kube_config) {
+    cfg = (kube_config *)o->kube_config;
+  } else if (kube_config_load(o->kubeconfig, o->context, &cfg, &ke) != 0) {
     snprintf(err, errlen, "kube configuration: %s", ke.message);
     kube_error_clear(&ke);
     return NULL;
@@ -832,18 +822,21 @@ agent_standalone *agent_standalone_new(struct event_base *base, const agent_stan
   if (!c) {
     snprintf(err, errlen, "kube client for %s: %s", cfg->server, ke.message);
     kube_error_clear(&ke);
-    kube_config_free(cfg);
+    if (cfg != o->kube_config) kube_config_free(cfg);
     return NULL;
   }
   agent_log(AGENT_INFO, "API server %s (context %s, from %s)", cfg->server,
             cfg->context && *cfg->context ? cfg->context : "-", cfg->source ? cfg->source : "-");
-  kube_config_free(cfg);
+  if (cfg != o->kube_config) kube_config_free(cfg);
   agent_standalone *a = calloc(1, sizeof *a);
   if (!a) kv_oom();
   a->base = base;
   a->client = c;
-  a->paths = calloc(o->n_def_paths, sizeof *a->paths);
+  a->paths = calloc(o->n_def_paths ? o->n_def_paths : 1, sizeof *a->paths);
   if (!a->paths) kv_oom();
+  a->documents = o->documents ? kv_ref((kv *)o->documents) : NULL;
+  a->on_run = o->on_run;
+  a->on_run_arg = o->on_run_arg;
   for (size_t i = 0; i < o->n_def_paths; i++)
     a->paths[i] = xstrdup(o->def_paths[i]);
   a->n_paths = o->n_def_paths;
@@ -860,16 +853,18 @@ agent_standalone *agent_standalone_new(struct event_base *base, const agent_stan
   load_defs(a);
   sync_watches(a, false);
   a->trim_timer = evtimer_new(base, on_trim_timer, a);
-  a->reload_timer = event_new(base, -1, EV_PERSIST, on_reload_timer, a);
-  struct timeval tv = {a->reload_ms / 1000, (a->reload_ms % 1000) * 1000};
-  evtimer_add(a->reload_timer, &tv);
+  if (!a->documents) { /* files: hot reload */
+    a->reload_timer = event_new(base, -1, EV_PERSIST, on_reload_timer, a);
+    struct timeval tv = {a->reload_ms / 1000, (a->reload_ms % 1000) * 1000};
+    evtimer_add(a->reload_timer, &tv);
+  }
   return a;
 }
 
 void agent_standalone_free(agent_standalone *a) {
   if (!a) return;
   a->closing = true;
-  event_free(a->reload_timer);
+  if (a->reload_timer) event_free(a->reload_timer);
   while (a->kinds) {
     kindwatch *kw = a->kinds;
     a->kinds = kw->next;
@@ -883,6 +878,7 @@ void agent_standalone_free(agent_standalone *a) {
   for (size_t i = 0; i < a->n_paths; i++)
     free(a->paths[i]);
   free(a->paths);
+  kv_unref(a->documents);
   free(a);
 }
 

@@ -30,9 +30,34 @@ void agent_log(agent_log_level lvl, const char *fmt, ...) __attribute__((format(
 
 /* ---- standalone engine -------------------------------------------------- */
 
+struct kv;
+struct kube_config;
+struct koreo_workflow_result;
+
+/* What one finished Workflow run did (agent_standalone_opts.on_run): all
+ * borrowed, valid during the call. */
+typedef struct agent_run_report {
+  const char *api_version, *kind, *ns, *name; /* the trigger (ns "" if cluster-scoped) */
+  const struct kv *trigger;                   /* the trigger object the run saw */
+  const char *workflow;                       /* the Workflow's name */
+  const struct koreo_workflow_result *result; /* koreo_run_workflow_result */
+  const struct kv *status_patch;              /* what is written onto the trigger (spec 6.11) */
+} agent_run_report;
+
 typedef struct agent_standalone_opts {
   const char *const *def_paths; /* --definitions DIR... (borrowed, copied) */
   size_t n_def_paths;
+  /* Instead of def_paths: an in-memory definition set, a list of
+   * documents (borrowed, referenced); no hot reload then.  Used by
+   * control-plane mode's autonomous operation (agent/cpmode.c). */
+  const struct kv *documents;
+  /* Instead of kubeconfig/context: this configuration (borrowed, used
+   * during agent_standalone_new only). */
+  const struct kube_config *kube_config;
+  /* Called after every finished Workflow run, before its status write
+   * (may be NULL). */
+  void (*on_run)(void *arg, const agent_run_report *r);
+  void *on_run_arg;
   const char *kubeconfig; /* NULL: kubectl's order (KUBECONFIG, in-cluster, ~/.kube/config) */
   const char *context;    /* NULL: current context */
   int64_t resync_ms;      /* re-run period after Ok/Skip/DepSkip; 0 -> 20 min (spec 6.11) */
@@ -46,12 +71,13 @@ typedef struct agent_standalone_opts {
 typedef struct agent_standalone agent_standalone;
 
 /* Start standalone mode on `base` (borrowed; must outlive the engine):
- * loads the kube configuration and the definitions (diagnostics are
+ * loads the kube configuration (or uses opts->kube_config) and the
+ * definitions (or opts->documents; diagnostics are
  * logged; a definition that does not prepare does not stop the others),
  * starts the trigger watches (a kind that is not served yet is retried
  * until its CRD appears) and the reload timer.  Returns NULL with a
  * message in err (errlen bytes) when the kube configuration cannot be
- * loaded or no definitions path is given. */
+ * loaded or neither definitions paths nor documents are given. */
 agent_standalone *agent_standalone_new(struct event_base *base, const agent_standalone_opts *opts,
                                        char *err, size_t errlen);
 /* Stop everything (runs in flight are abandoned, nothing more is written). */
@@ -74,7 +100,6 @@ bool agent_standalone_check_reload(agent_standalone *a);
  * kubectl.kubernetes.io* keys}, spec} as JSON, malloc'd (caller frees).
  * Shared with the control-plane session's trigger watches
  * (agent/session_watch.c). */
-struct kv;
 char *agent_trigger_fingerprint(const struct kv *obj);
 
 #endif

@@ -849,6 +849,8 @@ struct ktls_client {
   char *ca_pem;      /* CA the server was verified with */
   char *agent_version;
   uint64_t last_acked;
+  void (*fill_hello)(Koreo__Agent__V1__Hello *hello, void *arg);
+  void *fill_hello_arg;
   kframe_envelope *hello_ack;
   ktls_client_cb cb;
   void *arg;
@@ -1034,6 +1036,7 @@ static int client_send_op(ktls_client *c) {
     hello.last_acked_sequence = c->last_acked;
     hello.min_protocol_version = KFRAME_PROTOCOL_MIN;
     hello.max_protocol_version = KFRAME_PROTOCOL_MAX;
+    if (c->fill_hello) c->fill_hello(&hello, c->fill_hello_arg);
     env.body_case = KOREO__AGENT__V1__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
   } else {
@@ -1097,6 +1100,8 @@ static ktls_client *client_new(struct event_base *base, const ktls_agent_opts *o
   c->state_dir = strdup(o->state_dir);
   c->agent_version = strdup(o->agent_version ? o->agent_version : "");
   c->last_acked = o->last_acked_sequence;
+  c->fill_hello = o->fill_hello;
+  c->fill_hello_arg = o->fill_hello_arg;
   c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 10000;
   c->timer = evtimer_new(base, client_timeout, c);
   if (!c->host || !c->cluster || !c->state_dir || !c->agent_version || !c->timer) {

@@ -228,6 +228,12 @@ typedef struct ktls_agent_opts {
   long timeout_ms;              /* handshake + reply timeout; 0 = 10000 */
   const char *agent_version;    /* Hello/RegisterRequest.agent_version; NULL = "" */
   uint64_t last_acked_sequence; /* Hello.last_acked_sequence (the session's inbox) */
+  /* Called right before each Hello is encoded (may be NULL) to add what
+   * the caller knows (cached_definition_hashes, capabilities); whatever it
+   * points the Hello at must stay valid until the caller's next change of
+   * it (the Hello is encoded right after the call returns). */
+  void (*fill_hello)(Koreo__Agent__V1__Hello *hello, void *arg);
+  void *fill_hello_arg;
 } ktls_agent_opts;
 
 /* status: 0 = done, -1 = refused/failed (reason in msg). */
@@ -290,14 +296,36 @@ void ktls_client_free(ktls_client *c);
 
 typedef struct ktls_server ktls_server;
 
+/* The answer of an asynchronous bootstrap-token validator: ok = the token
+ * was valid for the cluster and is now consumed; otherwise `reason` says
+ * why (e.g. "unknown, used or expired token").  Call exactly once, from the
+ * loop's thread (possibly inside the validator call itself). */
+typedef void (*ktls_token_done)(void *done_arg, bool ok, const char *reason);
+
 typedef struct ktls_server_opts {
   const char *bind_host;    /* IP literal, e.g. "127.0.0.1" */
   int port;                 /* 0 = any free port (see ktls_server_port) */
   ktls_ca *ca;              /* borrowed; signs agent certificates */
-  ktls_token_store *tokens; /* borrowed */
-  long cert_ttl_s;          /* validity of issued agent certificates; 0 = 30 days */
-  long auth_timeout_ms;     /* a connection must finish the handshake and its
-                               Register/Hello within this; 0 = 10000 */
+  ktls_token_store *tokens; /* borrowed; may be NULL when validate_token is set */
+  /* Optional server certificate + key PEM (issued by `ca`) for the
+   * listener; NULL: one is issued for bind_host and "localhost". */
+  const char *cert_pem, *key_pem;
+  /* Optional asynchronous bootstrap-token validation (the control plane's
+   * database, issue 6).  When set it replaces the in-memory token store:
+   * on a RegisterRequest the server first signs the CSR (a bad CSR is
+   * refused without touching the token), then calls validate_token(arg,
+   * token, cluster, done, done_arg); `done` must check AND consume the
+   * token atomically.  The certificate is sent only after done(ok=true);
+   * if the connection died meanwhile the answer is dropped. */
+  void (*validate_token)(void *arg, const char *token, const char *cluster, ktls_token_done done,
+                         void *done_arg);
+  /* Optional: an agent registered (its certificate was sent): the cluster,
+   * the hex SHA-256 of the certificate's DER and its notAfter (Unix s). */
+  void (*on_registered)(void *arg, const char *cluster, const char *cert_sha256_hex,
+                        time_t not_after);
+  long cert_ttl_s;      /* validity of issued agent certificates; 0 = 30 days */
+  long auth_timeout_ms; /* a connection must finish the handshake and its
+                           Register/Hello within this; 0 = 10000 */
   /* Called when an agent's identity is established (Hello accepted), before
    * HelloAck is sent: fill `ack` (last_acked_sequence, heartbeat interval,
    * capabilities; protocol_version is already chosen).  The bufferevent
@@ -316,10 +344,16 @@ typedef struct ktls_server_opts {
   void *arg;
 } ktls_server_opts;
 
-/* ktls_server_new: listen on bind_host:port with a server certificate issued
- * by the CA for bind_host and "localhost".  NULL + err on failure. */
+/* ktls_server_new: listen on bind_host:port with cert_pem/key_pem, or a
+ * server certificate issued by the CA for bind_host and "localhost".  Needs
+ * tokens or validate_token.  NULL + err on failure. */
 ktls_server *ktls_server_new(struct event_base *base, const ktls_server_opts *o, ktls_err *err);
 int ktls_server_port(const ktls_server *s);
+/* Close the authenticated connection whose bufferevent is `bev` (as given
+ * to on_session) at once; on_closed runs before this returns.  Used when a
+ * second session for the same cluster replaces the first, and when the
+ * peer stopped sending heartbeats.  Unknown bev: nothing happens. */
+void ktls_server_drop(ktls_server *s, struct bufferevent *bev);
 /* Counters for tests and metrics. */
 unsigned ktls_server_sessions(const ktls_server *s); /* hellos accepted */
 unsigned ktls_server_refusals(const ktls_server *s);

@@ -3,12 +3,15 @@
  * see agent/tls.h): a TLS 1.3 listener on libevent that registers agents
  * with bootstrap tokens, authenticates them by client certificate (the
  * cluster in the certificate must be the cluster claimed in hello) and
- * renews their certificates.  The tests use it as the protocol harness; the
+ * renews their certificates (bootstrap tokens from the in-memory store or an
+ * asynchronous validator hook: the control plane's database).  The tests use
+ * it as the protocol harness; the
  * control plane (issue 6) reuses it and takes over the session bufferevent
  * from on_session.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +26,11 @@
 #include "tls.h"
 #include "tls_internal.h"
 
+typedef struct reg_pending reg_pending;
+
 typedef struct srv_conn {
   struct ktls_server *srv;
+  reg_pending *reg; /* an asynchronous token validation in progress */
   struct bufferevent *bev;
   bool established, authed, closing; /* handshake done, hello accepted, refusing */
   char cluster[KTLS_CLUSTER_MAX + 1];
@@ -49,7 +55,17 @@ static void refuse_log(ktls_server *s, const char *reason) {
   if (s->o.on_refused) s->o.on_refused(s->o.arg, reason);
 }
 
+/* A registration waiting for the asynchronous token validator: the signed
+ * certificate, sent when the validator says yes.  Outlives its connection
+ * (conn NULL) until the validator answers. */
+struct reg_pending {
+  srv_conn *conn;
+  char *cert;
+  char cluster[KTLS_CLUSTER_MAX + 1];
+};
+
 static void conn_free(srv_conn *c) {
+  if (c->reg) c->reg->conn = NULL;
   if (c->authed && c->srv->o.on_closed) c->srv->o.on_closed(c->srv->o.arg, c->cluster);
   if (c->prev)
     c->prev->next = c->next;
@@ -108,15 +124,90 @@ static time_t cert_not_after(const char *pem) {
   return na;
 }
 
+/* hex SHA-256 of a certificate's DER (the clusters table fingerprint) */
+static void cert_sha256(const char *pem, char out[65]) {
+  out[0] = 0;
+  X509 *x = ktls_cert_from_pem(pem, NULL);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned n = 0;
+  if (x && X509_digest(x, EVP_sha256(), md, &n))
+    for (unsigned i = 0; i < n && i < 32; i++)
+      snprintf(out + 2 * i, 3, "%02x", md[i]);
+  X509_free(x);
+}
+
+/* Send the RegisterResponse with `cert` and close. */
+static void register_accept(srv_conn *c, const char *cluster, const char *cert) {
+  ktls_server *s = c->srv;
+  Koreo__Agent__V1__Envelope env = KOREO__AGENT__V1__ENVELOPE__INIT;
+  Koreo__Agent__V1__RegisterResponse r = KOREO__AGENT__V1__REGISTER_RESPONSE__INIT;
+  r.cert_pem = (char *)cert;
+  r.ca_pem = (char *)ktls_ca_cert_pem_str(s->o.ca);
+  r.not_after_unix = cert_not_after(cert);
+  env.body_case = KOREO__AGENT__V1__ENVELOPE__BODY_REGISTER_RESPONSE;
+  env.register_response = &r;
+  conn_send(c, &env, true);
+  if (s->o.on_registered) {
+    char fp[65];
+    cert_sha256(cert, fp);
+    s->o.on_registered(s->o.arg, cluster, fp, (time_t)r.not_after_unix);
+  }
+}
+
+static void register_validated(void *arg, bool ok, const char *reason) {
+  reg_pending *p = arg;
+  srv_conn *c = p->conn;
+  if (c) {
+    c->reg = NULL;
+    if (ok) {
+      register_accept(c, p->cluster, p->cert);
+    } else {
+      char msg[800];
+      snprintf(msg, sizeof msg, "registration of cluster '%s' refused: %s", p->cluster,
+               reason && *reason ? reason : "invalid bootstrap token");
+      conn_refuse(c, UNAUTHORIZED, msg);
+    }
+  }
+  free(p->cert);
+  free(p);
+}
+
 static void handle_register(srv_conn *c, const Koreo__Agent__V1__RegisterRequest *rq) {
   ktls_server *s = c->srv;
   ktls_err err = {{0}};
   char msg[800];
-  if (c->authed) {
-    conn_refuse(c, PROTOCOL, "RegisterRequest on an authenticated session");
+  if (c->authed || c->reg) {
+    conn_refuse(c, PROTOCOL,
+                c->authed ? "RegisterRequest on an authenticated session"
+                          : "a second RegisterRequest while the first is being checked");
     return;
   }
   const char *cluster = rq->cluster_name ? rq->cluster_name : "";
+  if (s->o.validate_token) {
+    /* sign first (a bad CSR or cluster name never consumes the token), then
+     * let the validator check and consume the token */
+    char id[17], secret[33], pin[65];
+    time_t now = time(NULL);
+    long ttl = s->o.cert_ttl_s > 0 ? s->o.cert_ttl_s : 30 * 86400;
+    char *cert = NULL;
+    if (ktls_token_parse(rq->token ? rq->token : "", id, secret, pin, &err) == 0)
+      cert = ktls_ca_sign_csr(s->o.ca, rq->csr_pem ? rq->csr_pem : "", cluster, now - 60, now + ttl,
+                              &err);
+    reg_pending *p = cert ? calloc(1, sizeof *p) : NULL;
+    if (!p) {
+      free(cert);
+      snprintf(msg, sizeof msg, "registration of cluster '%.253s' refused: %s", cluster,
+               err.msg[0] ? err.msg : "out of memory");
+      conn_refuse(c, UNAUTHORIZED, msg);
+      return;
+    }
+    p->conn = c;
+    p->cert = cert;
+    snprintf(p->cluster, sizeof p->cluster, "%s", cluster);
+    c->reg = p;
+    s->o.validate_token(s->o.arg, rq->token, cluster, register_validated, p);
+    return;
+  }
   char *cert = ktls_register(s->o.ca, s->o.tokens, rq->token ? rq->token : "", cluster,
                              rq->csr_pem ? rq->csr_pem : "", s->o.cert_ttl_s, time(NULL), &err);
   if (!cert) {
@@ -124,14 +215,7 @@ static void handle_register(srv_conn *c, const Koreo__Agent__V1__RegisterRequest
     conn_refuse(c, UNAUTHORIZED, msg);
     return;
   }
-  Koreo__Agent__V1__Envelope env = KOREO__AGENT__V1__ENVELOPE__INIT;
-  Koreo__Agent__V1__RegisterResponse r = KOREO__AGENT__V1__REGISTER_RESPONSE__INIT;
-  r.cert_pem = cert;
-  r.ca_pem = (char *)ktls_ca_cert_pem_str(s->o.ca);
-  r.not_after_unix = cert_not_after(cert);
-  env.body_case = KOREO__AGENT__V1__ENVELOPE__BODY_REGISTER_RESPONSE;
-  env.register_response = &r;
-  conn_send(c, &env, true);
+  register_accept(c, cluster, cert);
   free(cert);
 }
 
@@ -293,6 +377,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
   (void)sa;
   (void)len;
   ktls_server *s = arg;
+  /* small protocol frames must not wait for Nagle's algorithm */
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   SSL *ssl = SSL_new(s->ctx);
   srv_conn *c = ssl ? calloc(1, sizeof *c) : NULL;
   if (!c) {
@@ -320,8 +407,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 }
 
 ktls_server *ktls_server_new(struct event_base *base, const ktls_server_opts *o, ktls_err *err) {
-  if (!o->ca || !o->tokens || !o->bind_host) {
-    ktls_seterr(err, "ktls_server_new needs a CA, a token store and a bind address");
+  if (!o->ca || (!o->tokens && !o->validate_token) || !o->bind_host) {
+    ktls_seterr(err, "ktls_server_new needs a CA, a token store or validator and a bind address");
     return NULL;
   }
   ktls_server *s = calloc(1, sizeof *s);
@@ -331,8 +418,12 @@ ktls_server *ktls_server_new(struct event_base *base, const ktls_server_opts *o,
   s->auth_timeout_ms = o->auth_timeout_ms > 0 ? o->auth_timeout_ms : 10000;
   const char *hosts[] = {o->bind_host, "localhost"};
   char *cert = NULL, *key = NULL;
-  if (ktls_ca_issue_server(o->ca, hosts, 2, 365, &cert, &key, err) != 0) goto fail;
-  s->ctx = ktls_server_ctx(ktls_ca_cert(o->ca), cert, key, err);
+  if (o->cert_pem && o->key_pem) {
+    s->ctx = ktls_server_ctx(ktls_ca_cert(o->ca), o->cert_pem, o->key_pem, err);
+  } else {
+    if (ktls_ca_issue_server(o->ca, hosts, 2, 365, &cert, &key, err) != 0) goto fail;
+    s->ctx = ktls_server_ctx(ktls_ca_cert(o->ca), cert, key, err);
+  }
   free(cert);
   free(key);
   if (!s->ctx) goto fail;
@@ -372,6 +463,14 @@ fail:
 }
 
 int ktls_server_port(const ktls_server *s) { return s->port; }
+
+void ktls_server_drop(ktls_server *s, struct bufferevent *bev) {
+  for (srv_conn *c = s->conns; c; c = c->next)
+    if (c->bev == bev) {
+      conn_free(c);
+      return;
+    }
+}
 unsigned ktls_server_sessions(const ktls_server *s) { return s->sessions; }
 unsigned ktls_server_refusals(const ktls_server *s) { return s->refusals; }
 const char *ktls_server_last_refusal(const ktls_server *s) { return s->last_refusal; }

@@ -30,6 +30,7 @@
 
 #include <cmocka.h>
 
+#include "agent_test_util.h"
 #include "koreo/json.h"
 #include "koreo/value.h"
 #include "kubesim_harness.h"
@@ -50,33 +51,11 @@ typedef struct env {
 
 /* Run a shell command; its stdout is returned (malloc'ed) in *out when
  * out is not NULL.  Returns the exit status. */
-static int sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int sh(char **out, const char *fmt, ...) {
-  char *cmd = NULL;
-  va_list ap;
-  va_start(ap, fmt);
-  if (vasprintf(&cmd, fmt, ap) < 0) abort();
-  va_end(ap);
-  FILE *p = popen(cmd, "r");
-  free(cmd);
-  if (!p) return -1;
-  kv_strbuf b = {0};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-    kv_strbuf_put(&b, buf, n);
-  int st = pclose(p);
-  if (out)
-    *out = kv_strbuf_take(&b, NULL);
-  else
-    kv_strbuf_free(&b);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* `kubectl get ARGS -o json` parsed, or NULL when it fails. */
 static kv *kget(const char *args) {
   char *out = NULL;
-  int rc = sh(&out, "kubectl get %s -o json 2>/dev/null", args);
+  int rc = run_sh(&out, "kubectl get %s -o json 2>/dev/null", args);
   kv *v = NULL;
   if (rc == 0 && out) {
     kv_parse_error e = {0};
@@ -151,20 +130,6 @@ static bool port_is(const kv *o, const void *port) {
   return at_int(o, "spec.ports.0.port") == *(const int *)port;
 }
 
-/* A free TCP port on 127.0.0.1. */
-static int free_port(void) {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t l = sizeof a;
-  if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
-      getsockname(s, (struct sockaddr *)&a, &l) != 0) {
-    close(s);
-    return -1;
-  }
-  close(s);
-  return ntohs(a.sin_port);
-}
-
 /* GET http://127.0.0.1:port/path: the status code, body in *body. */
 static int http_get(int port, const char *path, char **body) {
   int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -206,36 +171,24 @@ static void start_agent(env *e, const char *defs_dir, const char *const *extra) 
   snprintf(e->agent_log, sizeof e->agent_log, "%s/agent.log", e->dir);
   char health[64];
   snprintf(health, sizeof health, "127.0.0.1:%d", e->health_port);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(1);
-    FILE *lf = fopen(e->agent_log, "a");
-    if (lf) {
-      dup2(fileno(lf), 1);
-      dup2(fileno(lf), 2);
-    }
-    const char *argv[32] = {g_agent,
-                            "--standalone",
-                            "--definitions",
-                            defs_dir,
-                            "--kubeconfig",
-                            e->sim.kubeconfig,
-                            "--reload-interval",
-                            "300ms",
-                            "--health-listen",
-                            health,
-                            "--log-format",
-                            "json"};
-    int n = 12;
-    for (int i = 0; extra && extra[i] && n < 31; i++)
-      argv[n++] = extra[i];
-    argv[n] = NULL;
-    execv(g_agent, (char *const *)argv);
-    _exit(127);
-  }
+  const char *argv[32] = {g_agent,
+                          "--standalone",
+                          "--definitions",
+                          defs_dir,
+                          "--kubeconfig",
+                          e->sim.kubeconfig,
+                          "--reload-interval",
+                          "300ms",
+                          "--health-listen",
+                          health,
+                          "--log-format",
+                          "json"};
+  int n = 12;
+  for (int i = 0; extra && extra[i] && n < 31; i++)
+    argv[n++] = extra[i];
+  argv[n] = NULL;
+  pid_t pid = spawn_logged(e->agent_log, argv);
+  assert_true(pid > 0);
   e->agent = pid;
 }
 
@@ -273,13 +226,14 @@ static bool agent_alive(const env *e) { return e->agent && waitpid(e->agent, NUL
 
 static void show_log(const env *e) {
   char *out = NULL;
-  sh(&out, "tail -40 '%s'", e->agent_log);
+  run_sh(&out, "tail -40 '%s'", e->agent_log);
   fprintf(stderr, "--- agent log ---\n%s", out ? out : "");
   free(out);
 }
 
 static int setup(void **state) {
-  if (!g_kubesim || !g_agent || !g_shared || sh(NULL, "kubectl version --client >/dev/null 2>&1"))
+  if (!g_kubesim || !g_agent || !g_shared ||
+      run_sh(NULL, "kubectl version --client >/dev/null 2>&1"))
     return -1;
   env *e = calloc(1, sizeof *e);
   snprintf(e->dir, sizeof e->dir, "/tmp/koreo-agent-test-XXXXXX");
@@ -296,20 +250,27 @@ static int teardown(void **state) {
   env *e = *state;
   if (e->agent) stop_agent(e);
   ksim_stop(&e->sim, false);
-  sh(NULL, "rm -rf '%s'", e->dir);
+  rm_rf(e->dir);
   free(e);
   return 0;
+}
+
+/* Copy the hello-service example's definitions into <dir>/defs (its path
+ * in defs). */
+static void copy_hello_service(const env *e, char *defs, size_t n) {
+  snprintf(defs, n, "%s/defs", e->dir);
+  assert_int_equal(
+      run_sh(NULL,
+             "mkdir -p '%s' && cp '%s'/reference/koreo-examples/kubernetes/hello-service/"
+             "*.k.yaml '%s'/",
+             defs, g_shared, defs),
+      0);
 }
 
 static void test_hello_service(void **state) {
   env *e = *state;
   char defs[200];
-  snprintf(defs, sizeof defs, "%s/defs", e->dir);
-  assert_int_equal(sh(NULL,
-                      "mkdir -p '%s' && cp '%s'/reference/koreo-examples/kubernetes/hello-service/"
-                      "*.k.yaml '%s'/",
-                      defs, g_shared, defs),
-                   0);
+  copy_hello_service(e, defs, sizeof defs);
   start_agent(e, defs, NULL);
 
   /* health endpoints: live at once, ready once the Deployment watch synced */
@@ -329,10 +290,10 @@ static void test_hello_service(void **state) {
   free(body);
 
   /* the user applies the labelled Deployment: its Service appears */
-  assert_int_equal(sh(NULL,
-                      "kubectl apply -f '%s'/reference/koreo-examples/kubernetes/"
-                      "hello-service/deployment.yaml >/dev/null",
-                      g_shared),
+  assert_int_equal(run_sh(NULL,
+                          "kubectl apply -f '%s'/reference/koreo-examples/kubernetes/"
+                          "hello-service/deployment.yaml >/dev/null",
+                          g_shared),
                    0);
   kv *svc = wait_for("service nginx-svc -n default", exists, NULL, 20);
   if (!svc) show_log(e);
@@ -360,19 +321,19 @@ static void test_hello_service(void **state) {
   kv_unref(dep);
 
   /* an unlabelled Deployment: skipped (condition says so), no Service */
-  assert_int_equal(sh(NULL, "kubectl create deployment plain --image=nginx >/dev/null"), 0);
+  assert_int_equal(run_sh(NULL, "kubectl create deployment plain --image=nginx >/dev/null"), 0);
   kv *plain = wait_for("deployment plain -n default", ready_reason, "Skip", 20);
   assert_non_null(plain);
   kv_unref(plain);
   char *svcs = NULL;
-  sh(&svcs, "kubectl get services -n default -o name");
+  run_sh(&svcs, "kubectl get services -n default -o name");
   assert_null(strstr(svcs, "service/plain"));
   free(svcs);
 
   /* edit a definition file: picked up without a restart */
   pid_t before = e->agent;
-  assert_int_equal(sh(NULL, "sed -i 's/port: 80$/port: 8080/' '%s/service-factory.k.yaml'", defs),
-                   0);
+  assert_int_equal(
+      run_sh(NULL, "sed -i 's/port: 80$/port: 8080/' '%s/service-factory.k.yaml'", defs), 0);
   int want = 8080;
   svc = wait_for("service nginx-svc -n default", port_is, &want, 20);
   if (!svc) show_log(e);
@@ -399,10 +360,10 @@ static void test_fully_built(void **state) {
   char defs[200];
   snprintf(defs, sizeof defs, "%s/core", e->dir);
   const char *ex = "reference/koreo-examples/core-examples";
-  assert_int_equal(sh(NULL,
-                      "mkdir -p '%s' && cp '%s'/%s/*.koreo '%s'/ && "
-                      "sed -i 's/^    version: v1alpha8$/    version: v1beta1/' '%s'/*.koreo",
-                      defs, g_shared, ex, defs, defs),
+  assert_int_equal(run_sh(NULL,
+                          "mkdir -p '%s' && cp '%s'/%s/*.koreo '%s'/ && "
+                          "sed -i 's/^    version: v1alpha8$/    version: v1beta1/' '%s'/*.koreo",
+                          defs, g_shared, ex, defs, defs),
                    0);
   /* the agent starts first: the trigger kind is not served yet */
   const char *resync[] = {"--resync", "1s", NULL};
@@ -413,9 +374,9 @@ static void test_fully_built(void **state) {
   free(body);
   assert_true(agent_alive(e));
 
-  assert_int_equal(sh(NULL, "kubectl apply -f '%s'/%s/dummy-crds.yaml >/dev/null", g_shared, ex),
-                   0);
-  assert_int_equal(sh(NULL, "kubectl create namespace koreo-testing >/dev/null"), 0);
+  assert_int_equal(
+      run_sh(NULL, "kubectl apply -f '%s'/%s/dummy-crds.yaml >/dev/null", g_shared, ex), 0);
+  assert_int_equal(run_sh(NULL, "kubectl create namespace koreo-testing >/dev/null"), 0);
   char trig[300];
   snprintf(trig, sizeof trig, "%s/trigger.yaml", e->dir);
   FILE *f = fopen(trig, "w");
@@ -441,7 +402,7 @@ static void test_fully_built(void **state) {
         "spec: {}\n",
         f);
   fclose(f);
-  assert_int_equal(sh(NULL, "kubectl apply -f '%s' >/dev/null", trig), 0);
+  assert_int_equal(run_sh(NULL, "kubectl apply -f '%s' >/dev/null", trig), 0);
 
   kv *t = wait_for("triggerdummy fully-built-trigger -n koreo-testing", ready_reason, "Ready", 30);
   if (!t) show_log(e);
@@ -489,18 +450,13 @@ static void test_timeout_backoff(void **state) {
   assert_int_equal(ksim_start(&e->sim, g_kubesim, false, slow), 0);
   setenv("KUBECONFIG", e->sim.kubeconfig, 1);
   char defs[200];
-  snprintf(defs, sizeof defs, "%s/defs", e->dir);
-  assert_int_equal(sh(NULL,
-                      "mkdir -p '%s' && cp '%s'/reference/koreo-examples/kubernetes/hello-service/"
-                      "*.k.yaml '%s'/",
-                      defs, g_shared, defs),
-                   0);
+  copy_hello_service(e, defs, sizeof defs);
   const char *extra[] = {"--run-timeout", "400ms", "--backoff-max", "2s", NULL};
   start_agent(e, defs, extra);
-  assert_int_equal(sh(NULL,
-                      "kubectl apply -f '%s'/reference/koreo-examples/kubernetes/"
-                      "hello-service/deployment.yaml >/dev/null",
-                      g_shared),
+  assert_int_equal(run_sh(NULL,
+                          "kubectl apply -f '%s'/reference/koreo-examples/kubernetes/"
+                          "hello-service/deployment.yaml >/dev/null",
+                          g_shared),
                    0);
   /* GET (404) + create take at least 500 ms: the run times out */
   kv *dep = wait_for("deployment nginx-deployment -n default", ready_reason, "Wait", 20);
@@ -519,7 +475,7 @@ static void test_timeout_backoff(void **state) {
 
   /* a change, then SIGTERM while its run waits on the slow server: the
    * agent abandons the run and still exits cleanly (no leak) */
-  assert_int_equal(sh(NULL, "kubectl label deployment nginx-deployment extra=1 >/dev/null"), 0);
+  assert_int_equal(run_sh(NULL, "kubectl label deployment nginx-deployment extra=1 >/dev/null"), 0);
   ksim_sleep_ms(150);
   int rc = stop_agent(e);
   if (rc != 0) show_log(e);

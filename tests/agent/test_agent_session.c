@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +27,11 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "agent_test_util.h"
 #include "kubesim_harness.h"
 #include "session.h"
 #include "session_watch.h"
+
+#include "agent_test_util.h" /* after tls.h: its frame helpers */
 
 #define MAXMSG 64
 
@@ -54,25 +56,14 @@ typedef struct hx {
   int delivered;        /* on_message calls */
   char got[MAXMSG][32]; /* WatchSet kinds delivered to the agent */
   int ups, downs;
-  int types[MAXMSG];       /* TriggerEvent types, parallel to names */
-  int snapshots;           /* TriggerSnapshots processed */
-  size_t snapshot_objects; /* objects in the last one */
-  ksw *watcher;            /* kube tests: WatchSet -> watches */
+  int types[MAXMSG];            /* TriggerEvent types, parallel to names */
+  int snapshots;                /* TriggerSnapshots processed */
+  size_t snapshot_objects;      /* objects in the last one */
+  char snap[MAXMSG][32];        /* names in the last snapshot */
+  char snap_json[MAXMSG][1024]; /* their objects (truncated) */
+  ksw *watcher;                 /* kube tests: WatchSet -> watches */
+  unsigned hb_ms;               /* HelloAck heartbeat interval; 0 = 100 */
 } hx;
-
-static void hsend(struct bufferevent *bev, uint64_t ack) {
-  Koreo__Agent__V1__Envelope e = KOREO__AGENT__V1__ENVELOPE__INIT;
-  Koreo__Agent__V1__Heartbeat h = KOREO__AGENT__V1__HEARTBEAT__INIT;
-  h.sent_unix_ms = 1;
-  e.ack = ack;
-  e.body_case = KOREO__AGENT__V1__ENVELOPE__BODY_HEARTBEAT;
-  e.heartbeat = &h;
-  uint8_t *buf;
-  size_t len;
-  assert_int_equal(kframe_encode(&e, 0, &buf, &len, NULL), KFRAME_OK);
-  bufferevent_write(bev, buf, len);
-  free(buf);
-}
 
 static void on_session(void *arg, const char *cluster, const Koreo__Agent__V1__Hello *hello,
                        Koreo__Agent__V1__HelloAck *ack, struct bufferevent *bev) {
@@ -80,7 +71,7 @@ static void on_session(void *arg, const char *cluster, const Koreo__Agent__V1__H
   (void)bev;
   hx *h = arg;
   ack->last_acked_sequence = h->in.last;
-  ack->heartbeat_interval_ms = 100;
+  ack->heartbeat_interval_ms = h->hb_ms ? h->hb_ms : 100;
   kframe_outbox_rewind(h->ob, h->ignore_hello_ack ? 0 : hello->last_acked_sequence);
 }
 
@@ -91,7 +82,8 @@ static bool on_envelope(void *arg, const char *cluster, kframe_envelope *env,
   if (env->ack && !h->ignore_hello_ack) kframe_outbox_ack(h->ob, env->ack);
   if (env->body_case == KOREO__AGENT__V1__ENVELOPE__BODY_HEARTBEAT) {
     h->heartbeats++;
-    hsend(bev, h->in.last); /* the control plane's side of the heartbeat */
+    assert_true(
+        send_test_heartbeat(bev, h->in.last, 1)); /* the control plane's side of the heartbeat */
   } else if (env->sequence) {
     if (h->drop_on && ++h->reliable_seen == h->drop_on) {
       kframe_envelope_free(env);
@@ -107,9 +99,15 @@ static bool on_envelope(void *arg, const char *cluster, kframe_envelope *env,
       if (env->body_case == KOREO__AGENT__V1__ENVELOPE__BODY_TRIGGER_SNAPSHOT) {
         h->snapshots++;
         h->snapshot_objects = env->trigger_snapshot->n_objects;
+        for (size_t i = 0; i < env->trigger_snapshot->n_objects && i < MAXMSG; i++) {
+          const Koreo__Agent__V1__TriggerObject *o = env->trigger_snapshot->objects[i];
+          snprintf(h->snap[i], 32, "%s", o->object_ref->name);
+          snprintf(h->snap_json[i], 1024, "%.*s", (int)o->object_json.len,
+                   (const char *)o->object_json.data);
+        }
       }
     }
-    hsend(bev, h->in.last);
+    assert_true(send_test_heartbeat(bev, h->in.last, 1));
   }
   kframe_envelope_free(env);
   /* our own reliable messages go out after the agent spoke (after HelloAck) */
@@ -144,6 +142,11 @@ static void on_state(ksession *s, bool up, const char *msg, void *arg) {
     h->downs++;
 }
 
+/* The harness's TLS listener on `port` (0: any free one). */
+static ktls_server *serve(hx *h, int port) {
+  return serve_harness(h->base, h->ca, h->tokens, port, on_session, on_envelope, NULL, h);
+}
+
 static int setup(void **state) {
   hx *h = calloc(1, sizeof *h);
   ktls_err err = {{0}};
@@ -152,14 +155,7 @@ static int setup(void **state) {
   assert_non_null(h->ca);
   h->tokens = ktls_token_store_new();
   h->ob = kframe_outbox_new(0, 0);
-  ktls_server_opts o = {.bind_host = "127.0.0.1",
-                        .ca = h->ca,
-                        .tokens = h->tokens,
-                        .on_session = on_session,
-                        .on_envelope = on_envelope,
-                        .arg = h};
-  h->srv = ktls_server_new(h->base, &o, &err);
-  if (!h->srv) fail_msg("server: %s", err.msg);
+  h->srv = serve(h, 0);
   strcpy(h->root, "/tmp/ksession-test-XXXXXX");
   assert_non_null(mkdtemp(h->root));
   snprintf(h->dir, sizeof h->dir, "%s/state", h->root);
@@ -410,15 +406,7 @@ static void test_restart_replays_outbox(void **state) {
   assert_true(ksession_get_stats(s)->failures >= 1);
   assert_int_equal(ksession_pending(s), 2);
   ksession_free(s); /* agent restart */
-  ktls_server_opts so = {.bind_host = "127.0.0.1",
-                         .port = port,
-                         .ca = h->ca,
-                         .tokens = h->tokens,
-                         .on_session = on_session,
-                         .on_envelope = on_envelope,
-                         .arg = h};
-  h->srv = ktls_server_new(h->base, &so, &err);
-  if (!h->srv) fail_msg("server: %s", err.msg);
+  h->srv = serve(h, port);
   s = ksession_new(h->base, &o, &err);
   assert_non_null(s);
   run_until(h, s, all_acked, 10, "replayed outbox acknowledged");
@@ -443,16 +431,6 @@ static void test_bad_token(void **state) {
 /* ---------------------------------------------------------------- against kubesim */
 
 static const char *g_kubesim;
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-  char cmd[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  return system(cmd);
-}
 
 static int n_events_for(hx *h, const char *name, int type) {
   int n = 0;
@@ -483,7 +461,7 @@ static bool got_snapshot(hx *h, ksession *s) {
  * koreo.dev key (no event), deleted; and a TriggerSnapshot on connect. */
 static void test_watchset_trigger_events(void **state) {
   hx *h = *state;
-  if (!g_kubesim || sh("kubectl version --client >/dev/null 2>&1") != 0) skip();
+  if (!g_kubesim || run_sh(NULL, "kubectl version --client >/dev/null 2>&1") != 0) skip();
   ksim sim;
   if (ksim_start(&sim, g_kubesim, false, NULL) != 0) fail_msg("koreo-kubesim did not start");
   setenv("KUBECONFIG", sim.kubeconfig, 1);
@@ -493,6 +471,9 @@ static void test_watchset_trigger_events(void **state) {
     fail_msg("kubeconfig: %s", ke.message);
   kube_client *kc = kube_client_new(h->base, cfg, NULL, &ke);
   if (!kc) fail_msg("kube client: %s", ke.message);
+  /* the harness blocks while kubectl runs: the dead-peer timeout (three
+   * intervals) must outlast that, or changes land in the next snapshot */
+  h->hb_ms = 1000;
   ksession *s = agent(h);
   h->watcher = ksw_new(h->base, kc, s, 30);
   run_until(h, s, is_up, 10, "connected");
@@ -500,15 +481,16 @@ static void test_watchset_trigger_events(void **state) {
   push_watchset(h, "ConfigMap", 1);
   run_for(h, 0.5); /* the watch lists (kube-root-ca.crt, if any) */
   int base_events = h->n_names;
-  assert_int_equal(sh("kubectl create configmap cm1 --from-literal=a=1 >/dev/null"), 0);
+  assert_int_equal(run_sh(NULL, "kubectl create configmap cm1 --from-literal=a=1 >/dev/null"), 0);
   run_until(h, s, got_added, 10, "ADDED cm1");
-  assert_int_equal(sh("kubectl label configmap cm1 team=x >/dev/null"), 0);
+  assert_int_equal(run_sh(NULL, "kubectl label configmap cm1 team=x >/dev/null"), 0);
   run_until(h, s, got_modified, 10, "MODIFIED cm1");
   int before = n_events_for(h, "cm1", 0);
-  assert_int_equal(sh("kubectl annotate configmap cm1 koreo.dev/last-run=1 >/dev/null"), 0);
+  assert_int_equal(run_sh(NULL, "kubectl annotate configmap cm1 koreo.dev/last-run=1 >/dev/null"),
+                   0);
   run_for(h, 0.5);
   assert_int_equal(n_events_for(h, "cm1", 0), before); /* Koreo's own annotation: ignored */
-  assert_int_equal(sh("kubectl delete configmap cm1 >/dev/null"), 0);
+  assert_int_equal(run_sh(NULL, "kubectl delete configmap cm1 >/dev/null"), 0);
   run_until(h, s, got_deleted, 10, "DELETED cm1");
   assert_int_equal(n_events_for(h, "cm1", 0), 3);
   assert_true(h->n_names - base_events == 3);
@@ -518,33 +500,42 @@ static void test_watchset_trigger_events(void **state) {
   run_until(h, s, is_up, 10, "reconnected");
   run_for(h, 0.3);
   assert_true(h->snapshots > snaps);
-  /* the control plane goes away while triggers change; when it is back
-   * every change arrives, and none is processed twice */
+  /* the control plane goes away while triggers change: only the latest
+   * state per trigger is kept (nothing queued); when it is back the
+   * snapshot carries the current objects and the deletion arrives as a
+   * DELETED event, and nothing is processed twice */
+  assert_int_equal(run_sh(NULL, "kubectl create configmap cm4 --from-literal=a=1 >/dev/null"), 0);
+  run_until(h, s, all_acked, 10, "cm4 delivered");
   int port = ktls_server_port(h->srv);
   ktls_server_free(h->srv);
   h->srv = NULL;
   run_until(h, s, is_down, 10, "the control plane gone");
-  assert_int_equal(sh("kubectl create configmap cm2 --from-literal=a=1 >/dev/null"), 0);
+  size_t pending = ksession_pending(s);
+  assert_int_equal(run_sh(NULL, "kubectl create configmap cm2 --from-literal=a=1 >/dev/null"), 0);
   run_for(h, 0.3);
-  assert_int_equal(sh("kubectl label configmap cm2 team=y >/dev/null"), 0);
-  assert_int_equal(sh("kubectl create configmap cm3 --from-literal=a=1 >/dev/null"), 0);
+  assert_int_equal(run_sh(NULL, "kubectl label configmap cm2 team=y >/dev/null"), 0);
+  assert_int_equal(run_sh(NULL, "kubectl create configmap cm3 --from-literal=a=1 >/dev/null"), 0);
+  assert_int_equal(run_sh(NULL, "kubectl delete configmap cm4 >/dev/null"), 0);
   run_for(h, 0.5);
   assert_false(ksession_connected(s));
-  assert_true(ksession_pending(s) >= 3); /* held in the persisted outbox */
-  ktls_err err = {{0}};
-  ktls_server_opts so = {.bind_host = "127.0.0.1",
-                         .port = port,
-                         .ca = h->ca,
-                         .tokens = h->tokens,
-                         .on_session = on_session,
-                         .on_envelope = on_envelope,
-                         .arg = h};
-  h->srv = ktls_server_new(h->base, &so, &err);
-  if (!h->srv) fail_msg("server: %s", err.msg);
-  run_until(h, s, all_acked, 10, "the spooled changes delivered");
-  assert_int_equal(n_events_for(h, "cm2", KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_ADDED), 1);
-  assert_int_equal(n_events_for(h, "cm2", KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_MODIFIED), 1);
-  assert_int_equal(n_events_for(h, "cm3", KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_ADDED), 1);
+  assert_int_equal(ksession_pending(s), pending); /* nothing queued per change */
+  snaps = h->snapshots;
+  h->srv = serve(h, port);
+  run_until(h, s, all_acked, 10, "the snapshot and the deletion delivered");
+  assert_int_equal(h->snapshots, snaps + 1);
+  bool cm2 = false, cm3 = false;
+  for (size_t i = 0; i < h->snapshot_objects; i++) {
+    assert_string_not_equal(h->snap[i], "cm4");
+    if (!strcmp(h->snap[i], "cm2")) {
+      cm2 = true;
+      assert_non_null(strstr(h->snap_json[i], "\"team\":\"y\"")); /* its latest state */
+    }
+    cm3 |= !strcmp(h->snap[i], "cm3");
+  }
+  assert_true(cm2 && cm3);
+  assert_int_equal(n_events_for(h, "cm4", KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_DELETED), 1);
+  assert_int_equal(n_events_for(h, "cm2", 0), 0); /* covered by the snapshot */
+  assert_int_equal(n_events_for(h, "cm3", 0), 0);
   for (uint64_t q = 1; q <= h->in.last && q < MAXMSG; q++)
     assert_int_equal(h->processed[q], 1);
   ksw_free(h->watcher);
@@ -557,6 +548,7 @@ static void test_watchset_trigger_events(void **state) {
 
 int main(int argc, char **argv) {
   g_kubesim = argc > 1 && argv[1][0] ? argv[1] : ksim_binary();
+  signal(SIGPIPE, SIG_IGN); /* a peer that went away must not kill the harness */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_register_then_session, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delivery_both_ways, setup, teardown),

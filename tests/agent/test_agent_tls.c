@@ -27,8 +27,9 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "agent_test_util.h"
 #include "tls.h"
+
+#include "agent_test_util.h" /* after tls.h: its frame helpers */
 
 typedef struct fx {
   struct event_base *base;
@@ -509,16 +510,7 @@ static bool client_handler(ktls_client *c, kframe_envelope *env, void *arg) {
 }
 
 static void send_heartbeat(struct bufferevent *bev, int64_t ms) {
-  Koreo__Agent__V1__Envelope e = KOREO__AGENT__V1__ENVELOPE__INIT;
-  Koreo__Agent__V1__Heartbeat h = KOREO__AGENT__V1__HEARTBEAT__INIT;
-  h.sent_unix_ms = ms;
-  e.body_case = KOREO__AGENT__V1__ENVELOPE__BODY_HEARTBEAT;
-  e.heartbeat = &h;
-  uint8_t *buf;
-  size_t len;
-  assert_int_equal(kframe_encode(&e, 0, &buf, &len, NULL), KFRAME_OK);
-  bufferevent_write(bev, buf, len);
-  free(buf);
+  assert_true(send_test_heartbeat(bev, 0, ms));
 }
 
 static void test_session_handover(void **state) {
