@@ -16,6 +16,7 @@
 #include "koreo/cel.h"
 #include "koreo/expr.h"
 #include "koreo/json.h"
+#include "remote.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,17 @@ static void usage(FILE *f) {
         "      Run the FunctionTests found in PATH (default \".\").\n"
         "  run --workflow NAME --trigger FILE [--loops N] [-o text|json] [PATH...]\n"
         "      Dry-run a Workflow against an in-memory cluster.\n"
+        "\n"
+        "remote commands (against koreo-controlplane; --server URL --token T --ca-file F,\n"
+        "or KOREO_SERVER/KOREO_TOKEN/KOREO_CA_FILE, or ~/.config/koreo/config.yaml):\n"
+        "  apply -f PATH...         Validate and store definitions (one batch).\n"
+        "  get definitions|clusters|triggers\n"
+        "  delete definition KIND/NAME [-n NS]\n"
+        "  executions list [--workflow --cluster --trigger --outcome --since --until --limit]\n"
+        "  executions show ID\n"
+        "  tokens bootstrap --cluster NAME [--ttl 1h]\n"
+        "  tokens create --role viewer|operator|admin [--clusters a,b] [--ttl D]\n"
+        "      Output: -o table|json|yaml.  'koreoctl get --help' shows the details.\n"
         "  help                     Show this help.\n",
         f);
 }
@@ -210,6 +222,9 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "validate") == 0) return cmd_validate(argc - 2, argv + 2);
   if (strcmp(cmd, "test") == 0) return cmd_test(argc - 2, argv + 2);
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+  if (strcmp(cmd, "apply") == 0 || strcmp(cmd, "get") == 0 || strcmp(cmd, "delete") == 0 ||
+      strcmp(cmd, "executions") == 0 || strcmp(cmd, "tokens") == 0)
+    return cmd_remote(cmd, argc - 2, argv + 2);
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     usage(stdout);
     return 0;
