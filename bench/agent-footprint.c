@@ -3,6 +3,7 @@
  * --standalone` (issue 5 item 6) with one trigger and with 1,000 triggers.
  *
  *   agent-footprint --kubesim BIN --agent BIN [-n N] [--idle SECONDS]
+ *                   [--smaps DIR]
  *
  * Starts its own kubesim, installs a CRD (bench.koreo.dev/v1 Widget, with
  * a status subresource) and a Workflow over it (one ValueFunction step and
@@ -13,6 +14,8 @@
  * CPU (/proc/PID/schedstat run time) per second of wall time.  Then
  * the same with N triggers (default 1000).  Goals (issue 5): under 8 MiB
  * RSS and under 1 ms CPU per second.  Build without sanitizers to measure.
+ * --smaps DIR also saves the agent's /proc/PID/smaps at each measurement
+ * (DIR/smaps-1.txt, DIR/smaps-N.txt) to see where each MiB goes.
  * Exit status 1 when something failed along the way (not on a missed goal).
  */
 #include <arpa/inet.h>
@@ -183,6 +186,20 @@ static int wait_settled(int port, long long want, int secs) {
   return -1;
 }
 
+/* Copy /proc/PID/smaps to DIR/smaps-TAG.txt (for the --smaps option). */
+static void save_smaps(pid_t pid, const char *dir, int tag) {
+  char src[64], dst[512], buf[8192];
+  snprintf(src, sizeof src, "/proc/%d/smaps", (int)pid);
+  snprintf(dst, sizeof dst, "%s/smaps-%d.txt", dir, tag);
+  FILE *in = fopen(src, "r"), *out = fopen(dst, "w");
+  size_t n;
+  while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0)
+    if (fwrite(buf, 1, n, out) != n) break;
+  if (in) fclose(in);
+  if (out) fclose(out);
+  if (!in || !out) fprintf(stderr, "cannot copy %s to %s\n", src, dst);
+}
+
 static void measure(pid_t pid, const char *label, int idle_s) {
   ksim_sleep_ms(2000);
   double c0 = cpu_s(pid), t0 = now_s();
@@ -202,6 +219,7 @@ static void measure(pid_t pid, const char *label, int idle_s) {
 int main(int argc, char **argv) {
   const char *sim_bin = NULL, *agent_bin = NULL;
   int n = 1000, idle = 10;
+  const char *smaps_dir = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--kubesim") == 0 && i + 1 < argc)
       sim_bin = argv[++i];
@@ -211,13 +229,17 @@ int main(int argc, char **argv) {
       n = atoi(argv[++i]);
     else if (strcmp(argv[i], "--idle") == 0 && i + 1 < argc)
       idle = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--smaps") == 0 && i + 1 < argc)
+      smaps_dir = argv[++i];
     else {
-      fprintf(stderr, "usage: agent-footprint --kubesim BIN --agent BIN [-n N] [--idle S]\n");
+      fprintf(stderr,
+              "usage: agent-footprint --kubesim BIN --agent BIN [-n N] [--idle S] [--smaps DIR]\n");
       return 2;
     }
   }
   if (!sim_bin || !agent_bin || n < 1 || idle < 1) {
-    fprintf(stderr, "usage: agent-footprint --kubesim BIN --agent BIN [-n N] [--idle S]\n");
+    fprintf(stderr,
+            "usage: agent-footprint --kubesim BIN --agent BIN [-n N] [--idle S] [--smaps DIR]\n");
     return 2;
   }
   ksim sim;
@@ -273,6 +295,7 @@ int main(int argc, char **argv) {
     goto out;
   }
   measure(agent, "1 trigger:", idle);
+  if (smaps_dir) save_smaps(agent, smaps_dir, 1);
   if (n > 1) {
     double t0 = now_s();
     if (create_widgets(c, 1, n) != 0) goto out;
@@ -284,6 +307,7 @@ int main(int argc, char **argv) {
     char label[32];
     snprintf(label, sizeof label, "%d triggers:", n);
     measure(agent, label, idle);
+    if (smaps_dir) save_smaps(agent, smaps_dir, n);
   }
   rc = 0;
 out:

@@ -3,7 +3,8 @@
  * the streamed event decoder, resume from the last resourceVersion after a
  * dropped stream, bookmarks, re-list on 410 Gone with the difference
  * delivered as events, capped exponential backoff with jitter, and the
- * per-watch cache of the last object of every key.
+ * per-watch cache of the last object of every key (optionally slimmed:
+ * kube_watch_opts.drop_managed_fields).
  *
  * A watch is a small state machine driven from the client's loop:
  *   [resolve] -> LIST (paginated) -> deliver diff + SYNCED -> WATCH stream
@@ -119,6 +120,108 @@ static char *obj_key(const kv *obj) {
   return k;
 }
 
+/* ---- slimming: drop managedFields, share keys and short strings ---------- */
+
+/* The strings shared by the objects of one watch (share_strings): an open
+ * hash set of string values, each holding a reference.  Entries nobody
+ * else references any more are swept when the set has doubled since the
+ * last sweep, so churn (objects with unique short names coming and going)
+ * does not grow it without bound. */
+typedef struct wintern {
+  kv **slot;
+  size_t cap, n, swept_n;
+} wintern;
+
+enum { INTERN_MAX = 24 };
+
+static uint64_t fnvn(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+  return h;
+}
+
+static void intern_insert(wintern *t, kv *v) {
+  size_t i = fnvn(kv_str(v), kv_len(v)) & (t->cap - 1);
+  while (t->slot[i])
+    i = (i + 1) & (t->cap - 1);
+  t->slot[i] = v;
+  t->n++;
+}
+
+/* Rebuild the table with `cap` slots, dropping unreferenced entries when
+ * `sweep`. */
+static void intern_rehash(wintern *t, size_t cap, bool sweep) {
+  kv **old = t->slot;
+  size_t ocap = t->cap;
+  t->slot = calloc(cap, sizeof *t->slot);
+  if (!t->slot) kv_oom();
+  t->cap = cap;
+  t->n = 0;
+  for (size_t i = 0; i < ocap; i++) {
+    if (!old[i]) continue;
+    if (sweep && old[i]->refs == 1)
+      kv_unref(old[i]);
+    else
+      intern_insert(t, old[i]);
+  }
+  free(old);
+}
+
+/* A new reference to the shared string equal to `v` (a string value). */
+static kv *intern(wintern *t, kv *v) {
+  if (kv_len(v) > INTERN_MAX || v->refs < 0) return kv_ref(v);
+  if (t->cap) {
+    for (size_t i = fnvn(kv_str(v), kv_len(v)) & (t->cap - 1); t->slot[i];
+         i = (i + 1) & (t->cap - 1))
+      if (kv_len(t->slot[i]) == kv_len(v) && memcmp(kv_str(t->slot[i]), kv_str(v), kv_len(v)) == 0)
+        return kv_ref(t->slot[i]);
+  }
+  if (t->n >= 2 * t->swept_n + 256) { /* sweep, then size for what is left */
+    intern_rehash(t, t->cap, true);
+    t->swept_n = t->n;
+  }
+  if (2 * (t->n + 1) > t->cap) intern_rehash(t, t->cap ? t->cap * 2 : 256, false);
+  intern_insert(t, kv_ref(v));
+  return kv_ref(v);
+}
+
+static void intern_free(wintern *t) {
+  for (size_t i = 0; i < t->cap; i++)
+    kv_unref(t->slot[i]);
+  free(t->slot);
+  memset(t, 0, sizeof *t);
+}
+
+/* A compact copy of `v` (new reference): maps and lists sized exactly,
+ * keys and short strings shared through `t`; with `drop_mf`,
+ * metadata.managedFields left out (depth 0 is the object itself). */
+static kv *slim_copy(wintern *t, kv *v, bool drop_mf, int depth) {
+  switch (kv_kind_of(v)) {
+  case KV_STRING: return t ? intern(t, v) : kv_ref(v);
+  case KV_LIST: {
+    if (!t) return kv_ref(v);
+    kv *l = kv_list_new(kv_len(v));
+    for (size_t i = 0; i < kv_len(v); i++)
+      kv_list_push(l, slim_copy(t, kv_list_at(v, i), false, depth + 1));
+    return l;
+  }
+  case KV_MAP: {
+    kv *m = kv_map_new(kv_len(v));
+    for (size_t i = 0; i < kv_len(v); i++) {
+      kv *k = kv_map_key_at(v, i), *x = kv_map_val_at(v, i);
+      bool str = kv_kind_of(k) == KV_STRING;
+      if (drop_mf && depth == 1 && str && strcmp(kv_str(k), "managedFields") == 0) continue;
+      bool md = depth == 0 && str && strcmp(kv_str(k), "metadata") == 0;
+      kv_map_set(m, t && str ? intern(t, k) : kv_ref(k),
+                 (!t && !md) ? kv_ref(x) : slim_copy(t, x, drop_mf && md, depth + 1));
+    }
+    return m;
+  }
+  default: return kv_ref(v);
+  }
+}
+
 /* ---- the watch ------------------------------------------------------------ */
 
 typedef enum { ACT_LIST, ACT_WATCH } wact;
@@ -127,6 +230,9 @@ struct kube_watch {
   kube_client *c;
   char *api_version, *kind, *resource, *ns, *lsel, *fsel;
   bool bookmarks;
+  bool drop_mf; /* kube_watch_opts.drop_managed_fields */
+  bool share;   /* kube_watch_opts.share_strings */
+  wintern strings;
   int timeout_s;
   kube_watch_fn cb;
   void *ud;
@@ -166,6 +272,17 @@ static void set_rv(kube_watch *w, const char *rv) {
   w->rv = d;
 }
 
+/* The object as the watch keeps and delivers it (a new reference): `obj`
+ * itself, or its slimmed copy (drop_managed_fields, share_strings). */
+static kv *w_slim(kube_watch *w, kv *obj) {
+  if (!w->share) {
+    kv *md = w->drop_mf ? kv_map_get_str(obj, "metadata") : NULL;
+    if (!md || kv_kind_of(md) != KV_MAP || !kv_map_get_str(md, "managedFields")) return kv_ref(obj);
+  }
+  return kv_kind_of(obj) == KV_MAP ? slim_copy(w->share ? &w->strings : NULL, obj, w->drop_mf, 0)
+                                   : kv_ref(obj);
+}
+
 static bool deliver(kube_watch *w, kube_watch_event_type t, kv *obj, const kube_error *err,
                     bool from_list) {
   if (w->stopped) return false;
@@ -182,6 +299,7 @@ static void w_free(kube_watch *w) {
   if (w->x) kxfer_free(w->x);
   if (w->timer) event_free(w->timer);
   cache_clear(&w->cache);
+  intern_free(&w->strings);
   if (w->prev)
     w->prev->next = w->next;
   else if (c->watches == w)
@@ -270,7 +388,7 @@ static void w_list_done(void *ud, kube_result *r) {
   if (!d) kv_oom();
   size_t nd = 0;
   for (size_t i = 0; i < n; i++) {
-    kv *o = kv_list_at(items, i);
+    kv *o = w_slim(w, kv_list_at(items, i));
     char *k = obj_key(o);
     wentry *old = cache_find(&w->cache, k);
     if (!old)
@@ -281,6 +399,7 @@ static void w_list_done(void *ud, kube_result *r) {
       if (!a || !b || strcmp(a, b) != 0) d[nd++] = (wdelta){KUBE_WATCH_MODIFIED, kv_ref(o)};
     }
     cache_put(&fresh, k, o);
+    kv_unref(o);
     free(k);
   }
   for (size_t i = 0; i < w->cache.nb; i++)
@@ -405,13 +524,16 @@ static bool w_event(kube_watch *w, kv *ev, wnext *next) {
   else
     return true; /* unknown event types are ignored, as client-go does */
   w->st.events++;
+  obj = w_slim(w, obj);
   char *k = obj_key(obj);
   if (et == KUBE_WATCH_DELETED)
     cache_del(&w->cache, k);
   else
     cache_put(&w->cache, k, obj);
   free(k);
-  return deliver(w, et, obj, NULL, false);
+  bool alive = deliver(w, et, obj, NULL, false);
+  kv_unref(obj);
+  return alive;
 }
 
 /* Decode every complete JSON object in the stream buffer (objects are
@@ -590,6 +712,8 @@ kube_watch *kube_watch_start(kube_client *c, const kube_watch_opts *opts, kube_w
   w->lsel = dup0(opts->label_selector);
   w->fsel = dup0(opts->field_selector);
   w->bookmarks = !opts->no_bookmarks;
+  w->drop_mf = opts->drop_managed_fields;
+  w->share = opts->share_strings;
   w->timeout_s = opts->timeout_s > 0 ? opts->timeout_s : c->opts.watch_timeout_s;
   if (w->timeout_s <= 0) w->timeout_s = 300 + kube_jitter(c, 600) % 300;
   w->cb = cb;

@@ -429,6 +429,16 @@ typedef struct kube_watch_opts {
   const char *resource_version;
   bool no_bookmarks; /* do not ask for allowWatchBookmarks */
   int timeout_s;     /* timeoutSeconds per watch call; 0 -> client option */
+  /* Drop metadata.managedFields from every object before it is cached and
+   * delivered (field-manager bookkeeping is most of a typical object's
+   * size and a watcher that does not do server-side apply conflict
+   * analysis never reads it). */
+  bool drop_managed_fields;
+  /* Keep objects compactly: the cached copy is rebuilt with its map keys
+   * and short strings (up to 24 bytes) shared between all the objects of
+   * the watch, and its lists and maps sized exactly.  Values are equal;
+   * only memory differs (a few KiB less per typical object). */
+  bool share_strings;
 } kube_watch_opts;
 
 typedef struct kube_watch kube_watch;
