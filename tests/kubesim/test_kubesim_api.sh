@@ -91,7 +91,7 @@ expect "healthz" "ok" api GET /healthz
 # ---------------------------------------------------------------- discovery, OpenAPI
 expect "aggregated discovery content type" "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList" \
   bash -c "curl -sS -o /dev/null -w '%{content_type}' --cacert '$WORK/ca.crt' -H 'Authorization: Bearer $TOKEN' -H 'Accept: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json' '$URL/apis'"
-expect "legacy /apis" "apps batch apiextensions.k8s.io" bash -c "curl -sS --cacert '$WORK/ca.crt' -H 'Authorization: Bearer $TOKEN' '$URL/apis' | jq -r '[.groups[].name] | join(\" \")'"
+expect "legacy /apis" "apps batch apiextensions.k8s.io rbac.authorization.k8s.io policy" bash -c "curl -sS --cacert '$WORK/ca.crt' -H 'Authorization: Bearer $TOKEN' '$URL/apis' | jq -r '[.groups[].name] | join(\" \")'"
 expect "per-version resources with subresources" "deployments deployments/scale deployments/status" \
   bash -c "curl -sS --cacert '$WORK/ca.crt' -H 'Authorization: Bearer $TOKEN' '$URL/apis/apps/v1' | jq -r '[.resources[].name | select(startswith(\"deployments\"))] | sort | join(\" \")'"
 expect "OpenAPI v3 index" "true" bash -c "curl -sS --cacert '$WORK/ca.crt' -H 'Authorization: Bearer $TOKEN' '$URL/openapi/v3' | jq '.paths | has(\"api/v1\") and has(\"apis/apps/v1\")'"

@@ -53,6 +53,20 @@ static const builtin builtins[] = {
      "status.successful"},
     {"apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
      "customresourcedefinition", false, "crd,crds", NULL, true, false, true, "crd", NULL},
+    /* stored and served (no controller acts on them): what deploy/ manifests
+     * use, so `kubectl apply --dry-run=server` can check them */
+    {"", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true,
+     "pvc", NULL, true, false, false, NULL, NULL},
+    {"rbac.authorization.k8s.io", "v1", "Role", "roles", "role", true, NULL, NULL, false, false,
+     false, NULL, NULL},
+    {"rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, NULL,
+     NULL, false, false, false, NULL, NULL},
+    {"rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, NULL,
+     NULL, false, false, false, NULL, NULL},
+    {"rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
+     "clusterrolebinding", false, NULL, NULL, false, false, false, NULL, NULL},
+    {"policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true,
+     "pdb", NULL, true, false, true, NULL, NULL},
 };
 
 static char **split_list(const char *s) {
