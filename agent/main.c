@@ -14,10 +14,12 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *f) {
   fputs("usage: koreo-agent --standalone --definitions DIR [DIR...] [options]\n"
@@ -47,6 +49,7 @@ static void usage(FILE *f) {
         "  [--bootstrap-token TOKEN] [--ca-file FILE] [--kubeconfig FILE] [--context NAME]\n"
         "  --server H:P[,H:P...]  the control plane; several replicas are tried in turn\n"
         "  --bootstrap-token TOKEN registers (first start; the identity is kept in DIR)\n"
+        "  --bootstrap-token-file FILE  the same, read from FILE (or $KOREO_BOOTSTRAP_TOKEN)\n"
         "  --run-timeout DUR      default deadline of an ApplyRequest (default 30s)\n"
         "  --no-autonomy          never reconcile on its own while the control plane is away\n"
         "  --autonomy-after DUR   run the cached definitions after the connection has been down\n"
@@ -127,7 +130,27 @@ static void on_signal(evutil_socket_t sig, short what, void *ud) {
   event_base_loopexit(ud, NULL);
 }
 
+/* Skip GnuTLS's implicit initialisation.  Debian's libcurl (OpenSSL
+ * flavour) still pulls GnuTLS in through libldap and librtmp, and GnuTLS
+ * initialises itself in a library constructor (system priorities, PKCS #11
+ * set-up), touching ~0.7 MiB of pages the agent never uses: libcurl does
+ * TLS with OpenSSL.  GnuTLS reads GNUTLS_NO_IMPLICIT_INIT before main()
+ * runs, so the agent sets it and executes itself once more (same pid,
+ * arguments and environment otherwise); if that fails it simply goes on.
+ * An explicit gnutls_global_init (LDAP or RTMP over TLS, which the agent
+ * never asks for) still works.  docs/agent-footprint.md. */
+static void skip_gnutls_init(char **argv) {
+  if (getenv("GNUTLS_NO_IMPLICIT_INIT")) return;
+  if (setenv("GNUTLS_NO_IMPLICIT_INIT", "1", 1) != 0) return;
+  execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv) {
+  skip_gnutls_init(argv);
+  /* One malloc arena: the loop is the only long-lived thread; libcurl's
+   * threaded resolver (API servers named by host name) would otherwise
+   * leave an arena of its own behind after its first lookup. */
+  mallopt(M_ARENA_MAX, 1);
   const char **defs = calloc((size_t)argc + 1, sizeof *defs);
   if (!defs) return 1;
   size_t ndefs = 0;
@@ -247,6 +270,26 @@ int main(int argc, char **argv) {
       else
         cpo.ca_file = val;
 #endif
+    } else if (strcmp(f, "--bootstrap-token-file") == 0) {
+      NEED_VAL();
+      cp_flag = f;
+      /* the token from a file (a mounted Secret), so it is not in argv */
+      static char tokbuf[512];
+      FILE *tf = fopen(val, "r");
+      size_t tn = tf ? fread(tokbuf, 1, sizeof tokbuf - 1, tf) : 0;
+      if (tf) fclose(tf);
+      while (tn > 0 && (tokbuf[tn - 1] == '\n' || tokbuf[tn - 1] == '\r' || tokbuf[tn - 1] == ' '))
+        tn--;
+      tokbuf[tn] = 0;
+      if (!tf || tn == 0) {
+        fprintf(stderr, "koreo-agent: --bootstrap-token-file: cannot read a token from '%s'\n",
+                val);
+        free(defs);
+        return 2;
+      }
+#ifdef KOREO_AGENT_SESSION
+      cpo.bootstrap_token = tokbuf;
+#endif
     } else if (strcmp(f, "--no-autonomy") == 0) {
       cp_flag = f;
 #ifdef KOREO_AGENT_SESSION
@@ -274,6 +317,8 @@ int main(int argc, char **argv) {
   }
   bool cp_mode = false;
 #ifdef KOREO_AGENT_SESSION
+  if (!cpo.bootstrap_token && getenv("KOREO_BOOTSTRAP_TOKEN") && *getenv("KOREO_BOOTSTRAP_TOKEN"))
+    cpo.bootstrap_token = getenv("KOREO_BOOTSTRAP_TOKEN");
   cp_mode = !standalone && cpo.server;
   cpo.kubeconfig = o.kubeconfig;
   cpo.context = o.context;

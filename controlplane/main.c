@@ -49,6 +49,8 @@ static const char USAGE[] =
     "  --log-format json|text   (default text)\n"
     "  --log-level debug|info|warn|error (default info)\n"
     "  --replica-id ID          this replica's name (default <hostname>-<pid>)\n"
+    "  --server-name a,b        more DNS names or IPs for the server certificate (the names\n"
+    "                           agents and clients dial, e.g. a Service or load balancer)\n"
     "Durations: 90s, 20m, 1h, 30d, 500ms, or combined (1h30m).\n";
 
 /* ---- small parsers ----------------------------------------------------------- */
@@ -143,6 +145,8 @@ typedef struct args {
   /* tokens */
   const char *role, *clusters, *description, *cluster, *ttl;
   char replica_buf[300];
+  char **server_names; /* --server-name a,b: extra names in the server certificate */
+  size_t n_server_names;
 } args;
 
 static int usage_error(const char *fmt, const char *a) {
@@ -190,7 +194,10 @@ static int parse_args(int argc, char **argv, int from, args *a) {
       o->agent_listen = val;
     else if (strcmp(name, "--api-listen") == 0)
       o->api_listen = val;
-    else if (strcmp(name, "--namespaces") == 0) {
+    else if (strcmp(name, "--server-name") == 0) {
+      free_list(a->server_names);
+      a->server_names = split_list(val, &a->n_server_names);
+    } else if (strcmp(name, "--namespaces") == 0) {
       free_list(a->ns);
       a->ns = split_list(val, &o->n_namespaces);
       o->namespaces = (const char *const *)a->ns;
@@ -472,16 +479,20 @@ static int cmd_serve(const args *a) {
   /* a wildcard listener is reached by this machine's name */
   char hostname[256] = "";
   gethostname(hostname, sizeof hostname - 1);
-  const char *names[3];
+  const char **names = calloc(2 + a->n_server_names, sizeof *names);
+  if (!names) abort();
   size_t nn = 0;
   for (int i = 0; i < 2; i++) {
     bool wild = !*hosts[i] || strcmp(hosts[i], "0.0.0.0") == 0 || strcmp(hosts[i], "::") == 0;
     names[nn++] = wild ? hostname : hosts[i];
   }
+  for (size_t i = 0; i < a->n_server_names; i++)
+    names[nn++] = a->server_names[i];
   char err[2048];
   server s = {0};
   char *cert = NULL, *key = NULL;
   int rc = cp_pki_load(o->pki_dir, names, nn, &s.ctx.ca, &cert, &key, err, sizeof err);
+  free(names);
   free(hosts[0]);
   free(hosts[1]);
   if (rc != 0) {
@@ -595,6 +606,7 @@ int main(int argc, char **argv) {
   if (rc == 1) {
     fputs(USAGE, stdout);
     free_list(a.ns);
+    free_list(a.server_names);
     return 0;
   }
   if (rc == 0) {
@@ -614,5 +626,6 @@ int main(int argc, char **argv) {
     }
   }
   free_list(a.ns);
+  free_list(a.server_names);
   return rc;
 }
