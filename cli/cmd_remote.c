@@ -394,10 +394,11 @@ static void print_diagnostics(const batch *b, const kv *json) {
               col && col->kind == KV_INT ? (long long)col->u.i : 0LL);
     else
       fputs("  ", stderr);
-    if (sget(d, "kind") && sget(d, "name"))
-      fprintf(stderr, "%s/%s: ", sget(d, "kind"), sget(d, "name"));
-    if (sget(d, "path")) fprintf(stderr, "%s: ", sget(d, "path"));
-    fprintf(stderr, "%s\n", sget(d, "message") ? sget(d, "message") : "?");
+    const char *kind = sget(d, "kind"), *name = sget(d, "name"), *path = sget(d, "path"),
+               *msg = sget(d, "message");
+    if (kind && name) fprintf(stderr, "%s/%s: ", kind, name);
+    if (path) fprintf(stderr, "%s: ", path);
+    fprintf(stderr, "%s\n", msg ? msg : "?");
   }
 }
 
