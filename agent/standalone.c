@@ -388,31 +388,7 @@ static void selection_error(runctx *rc, const char *reason, const char *msg) {
   agent_log(AGENT_WARN, "%s %s/%s: %s: %s", rc->t->kw->kind, rc->t->ns, rc->t->name, reason, msg);
   char now[64];
   iso_now(now, sizeof now, true);
-  kv *cond = kv_map_new(5);
-  kv_map_set_str(cond, "type", kv_cstring("Ready"));
-  kv_map_set_str(cond, "status", kv_cstring("false"));
-  kv_map_set_str(cond, "reason", kv_cstring(reason));
-  kv_map_set_str(cond, "message", kv_cstring(msg));
-  kv_map_set_str(cond, "location", kv_cstring(rc->t->kw->kind));
-  const kv *ann = kv_map_get_str(kv_map_get_str(rc->obj, "metadata"), "annotations");
-  const kv *existing = NULL;
-  if (ann && ann->kind == KV_MAP) {
-    const kv *m = kv_map_get_str(ann, "koreo.dev/merge-conditions");
-    if (m && m->kind == KV_STRING && strcmp(kv_str(m), "true") == 0) {
-      const kv *st = kv_map_get_str(rc->obj, "status");
-      existing = st && st->kind == KV_MAP ? kv_map_get_str(st, "conditions") : NULL;
-    }
-  }
-  kv *conds = koreo_conditions_update(existing, cond, now);
-  kv *koreo = kv_map_new(2);
-  kv_map_set_str(koreo, "errors", kv_cstring(msg));
-  kv_map_set_str(koreo, "locations", kv_cstring(rc->t->kw->kind));
-  kv *status = kv_map_new(2);
-  kv_map_set_str(status, "conditions", conds);
-  kv_map_set_str(status, "koreo", koreo);
-  kv *patch = kv_map_new(1);
-  kv_map_set_str(patch, "status", status);
-  kv_unref(cond);
+  kv *patch = koreo_selection_error_patch(rc->obj, reason, msg, rc->t->kw->kind, now);
   rc->finished = true;
   rc->next_ms = 120000;
   write_status(rc, patch);

@@ -679,8 +679,9 @@ static const char SQL_TRIGGER_DELETE[] =
     "AND namespace = $4 AND name = $5";
 
 /* The Workflows ("ns/name") a trigger object runs: the one its
- * koreo.dev/workflow annotation names, else every Workflow whose crdRef is
- * its kind (spec 6.11; several is a selection error reported by the run). */
+ * koreo.dev/workflow annotation names ("?/<name>" when it does not exist),
+ * else every Workflow whose crdRef is its kind (spec 6.11; several, or a
+ * missing named one, is a selection error reported by the run). */
 static char *workflows_for(cp_engine *e, const char *api_version, const char *kind, const kv *obj) {
   const cpe_defset *d = e->defs;
   if (!d) return xstrdup("{}");
@@ -688,14 +689,14 @@ static char *workflows_for(cp_engine *e, const char *api_version, const char *ki
   if (ann && ann->kind == KV_MAP) {
     const kv *w = kv_map_get_str(ann, "koreo.dev/workflow");
     if (w && w->kind == KV_STRING) {
+      /* a named Workflow that does not exist is queued as "?/<name>": the
+       * run reports NoWorkflow (Retry 120, spec 6.11) until it appears */
       kdef_definition *wf = kdef_registry_lookup(d->reg, KDEF_WORKFLOW, kv_str(w));
-      if (wf) {
-        char *k = kv_asprintf("%s/%s", wf->ns, wf->name);
-        const char *items[1] = {k};
-        char *r = cpe_pg_array(items, 1);
-        free(k);
-        return r;
-      }
+      char *k = wf ? kv_asprintf("%s/%s", wf->ns, wf->name) : kv_asprintf("?/%s", kv_str(w));
+      const char *items[1] = {k};
+      char *r = cpe_pg_array(items, 1);
+      free(k);
+      return r;
     }
   }
   char *key = kv_asprintf("%s %s", api_version, kind);

@@ -144,7 +144,8 @@ static void send_status(cp_engine *e, cpe_run *r, const kv *patch) {
   const kv *conds = status && status->kind == KV_MAP ? kv_map_get_str(status, "conditions") : NULL;
   const kv *state = status && status->kind == KV_MAP ? kv_map_get_str(status, "state") : NULL;
   const kv *koreo = status && status->kind == KV_MAP ? kv_map_get_str(status, "koreo") : NULL;
-  const kv *ann = kv_map_get_str(kv_map_get_str(patch, "metadata"), "annotations");
+  const kv *md = kv_map_get_str(patch, "metadata"); /* absent for selection errors */
+  const kv *ann = md && md->kind == KV_MAP ? kv_map_get_str(md, "annotations") : NULL;
   const kv *mr =
       ann && ann->kind == KV_MAP ? kv_map_get_str(ann, KOREO_MANAGED_RESOURCES_ANNOTATION) : NULL;
   Koreo__Agent__V1__Envelope env = KOREO__AGENT__V1__ENVELOPE__INIT;
@@ -191,30 +192,7 @@ static void selection_error(cp_engine *e, cpe_run *r, const char *reason, const 
          msg);
   char now[40];
   cpe_iso_now(now);
-  kv *cond = kv_map_new(5);
-  kv_map_set_str(cond, "type", kv_cstring("Ready"));
-  kv_map_set_str(cond, "status", kv_cstring("false"));
-  kv_map_set_str(cond, "reason", kv_cstring(reason));
-  kv_map_set_str(cond, "message", kv_cstring(msg));
-  kv_map_set_str(cond, "location", kv_cstring(r->kind));
-  const kv *ann = kv_map_get_str(kv_map_get_str(r->obj, "metadata"), "annotations");
-  const kv *existing = NULL;
-  const kv *m =
-      ann && ann->kind == KV_MAP ? kv_map_get_str(ann, "koreo.dev/merge-conditions") : NULL;
-  if (m && m->kind == KV_STRING && strcmp(kv_str(m), "true") == 0) {
-    const kv *st = kv_map_get_str(r->obj, "status");
-    existing = st && st->kind == KV_MAP ? kv_map_get_str(st, "conditions") : NULL;
-  }
-  kv *conds = koreo_conditions_update(existing, cond, now);
-  kv *koreo = kv_map_new(2);
-  kv_map_set_str(koreo, "errors", kv_cstring(msg));
-  kv_map_set_str(koreo, "locations", kv_cstring(r->kind));
-  kv *status = kv_map_new(2);
-  kv_map_set_str(status, "conditions", conds);
-  kv_map_set_str(status, "koreo", koreo);
-  kv *patch = kv_map_new(1);
-  kv_map_set_str(patch, "status", status);
-  kv_unref(cond);
+  kv *patch = koreo_selection_error_patch(r->obj, reason, msg, r->kind, now);
   send_status(e, r, patch);
   kv_unref(patch);
   release(e, r->work_id, r->work_version, 120000, 0, "selection-error");
@@ -575,7 +553,16 @@ static void run_start(cp_engine *e, PGresult *res, int i) {
   r->obj = kv_json_parse(text, strlen(text), &pe);
   const char *slash = strchr(r->workflow, '/');
   kdef_definition *wf = NULL;
-  if (slash) {
+  char msg[600];
+  if (r->obj && strncmp(r->workflow, "?/", 2) == 0) { /* named by annotation, not found */
+    wf = kdef_registry_lookup(r->defs->reg, KDEF_WORKFLOW, r->workflow + 2);
+    if (!wf) {
+      snprintf(msg, sizeof msg, "Workflow %s (named by annotation koreo.dev/workflow) not found",
+               r->workflow + 2);
+      selection_error(e, r, "NoWorkflow", msg);
+      return;
+    }
+  } else if (slash) {
     char *wns = strndup(r->workflow, (size_t)(slash - r->workflow));
     wf = kdef_registry_get(r->defs->reg, KDEF_WORKFLOW, wns, slash + 1);
     free(wns);
@@ -593,7 +580,6 @@ static void run_start(cp_engine *e, PGresult *res, int i) {
   char *key = kv_asprintf("%s %s", r->api_version, r->kind);
   const kv *list = kv_map_get_str(r->defs->by_kind, key);
   free(key);
-  char msg[600];
   if (!named && list && kv_len(list) > 1) {
     snprintf(msg, sizeof msg,
              "%zu Workflows have crdRef %s %s; name one with the annotation koreo.dev/workflow",

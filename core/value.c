@@ -259,11 +259,13 @@ static ptrdiff_t map_find(const kv *m, const kv *key) {
 }
 
 kv *kv_map_get(const kv *map, const kv *key) {
+  if (!map || map->kind != KV_MAP) return NULL;
   ptrdiff_t i = map_find(map, key);
   return i < 0 ? NULL : map->u.map.vals[i];
 }
 
 kv *kv_map_get_strn(const kv *map, const char *key, size_t len) {
+  if (!map || map->kind != KV_MAP) return NULL;
   if (map->u.map.index) {
     kv tmp = {.refs = -1, .kind = KV_STRING};
     tmp.u.s.ptr = (char *)key;

@@ -154,3 +154,32 @@ kv *koreo_status_patch(const kv *trigger, const koreo_workflow_result *res, cons
   kv_map_set_str(p, "status", status);
   return p;
 }
+
+kv *koreo_selection_error_patch(const kv *trigger, const char *reason, const char *message,
+                                const char *location, const char *now) {
+  kv *cond = kv_map_new(5);
+  kv_map_set_str(cond, "type", kv_cstring("Ready"));
+  kv_map_set_str(cond, "status", kv_cstring("false")); /* lower case, as upstream writes it */
+  kv_map_set_str(cond, "reason", kv_cstring(reason));
+  kv_map_set_str(cond, "message", kv_cstring(message));
+  kv_map_set_str(cond, "location", kv_cstring(location));
+  const kv *ann = kv_map_get_str(kv_map_get_str(trigger, "metadata"), "annotations");
+  const kv *existing = NULL;
+  const kv *m =
+      ann && ann->kind == KV_MAP ? kv_map_get_str(ann, "koreo.dev/merge-conditions") : NULL;
+  if (m && m->kind == KV_STRING && strcmp(kv_str(m), "true") == 0) {
+    const kv *st = kv_map_get_str(trigger, "status");
+    existing = st && st->kind == KV_MAP ? kv_map_get_str(st, "conditions") : NULL;
+  }
+  kv *conds = koreo_conditions_update(existing, cond, now);
+  kv_unref(cond);
+  kv *koreo = kv_map_new(2);
+  kv_map_set_str(koreo, "errors", kv_cstring(message));
+  kv_map_set_str(koreo, "locations", kv_cstring(location));
+  kv *status = kv_map_new(2);
+  kv_map_set_str(status, "conditions", conds);
+  kv_map_set_str(status, "koreo", koreo);
+  kv *patch = kv_map_new(1);
+  kv_map_set_str(patch, "status", status);
+  return patch;
+}

@@ -219,6 +219,16 @@ kv *koreo_conditions_update(const kv *conditions, const kv *cond, const char *no
  * {errors, locations, state_errors}}.  New reference. */
 kv *koreo_status_patch(const kv *trigger, const koreo_workflow_result *res, const char *now);
 
+/* The status patch of a Workflow selection error (spec 6.11: NoWorkflow,
+ * MultipleWorkflows, WorkflowNotInCache, WorkflowNotReady): status
+ * {conditions: the trigger's conditions (kept only with
+ * koreo.dev/merge-conditions) updated with {type: Ready, status: "false",
+ * reason, message, location}, koreo: {errors: message, locations:
+ * location}}.  `location` is the trigger's kind; `now` as for
+ * koreo_conditions_update.  The host retries after 120 s.  New reference. */
+kv *koreo_selection_error_patch(const kv *trigger, const char *reason, const char *message,
+                                const char *location, const char *now);
+
 /* --- reconcile comparison (spec 5.7, 5.10) ----------------------------------
  * Compare a target (native) against the live object with the optional
  * parsed last-applied configuration.  Returns true on match; on mismatch

@@ -182,7 +182,8 @@ kv *kv_map_deep_merge(const kv *base, const kv *overlay);
 char *kv_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Map lookup.  kv_map_get compares keys with kv_key_equal; kv_map_get_str
- * looks up a string key.  Both return a borrowed value or NULL. */
+ * looks up a string key.  Both return a borrowed value or NULL; a NULL or
+ * non-map `map` has no keys (so lookups chain: get(get(o, "metadata"), ...)). */
 kv *kv_map_get(const kv *map, const kv *key);
 kv *kv_map_get_strn(const kv *map, const char *key, size_t len);
 static inline kv *kv_map_get_str(const kv *map, const char *key) {

@@ -19,6 +19,7 @@ FLEET_DIR=$(mktemp -d /tmp/koreo-e2e-XXXXXX)
 FLEET_BIN=$BIN
 FLEET_SRC=$SRC
 FLEET_AGENT_ARGS="--log-level debug"
+KEEP_LOGS=${KEEP_LOGS:-}
 export FLEET_DIR FLEET_BIN FLEET_SRC FLEET_AGENT_ARGS
 # shellcheck source=../../scripts/lib/fleet.sh
 . "$SRC/scripts/lib/fleet.sh"
@@ -32,6 +33,7 @@ cleanup() {
       tail -n 40 "$f"
     done
   fi
+  if [ -n "$KEEP_LOGS" ]; then cp -r "$FLEET_DIR/logs" "$KEEP_LOGS"; fi
   rm -rf "$FLEET_DIR"
   exit $rc
 }
@@ -84,6 +86,18 @@ east get deployment nginx-deployment -n default -o json |
 east get deployment nginx-deployment -n default -o json |
   jq -e '.metadata.annotations["koreo.dev/managed-resources"] | test("nginx-svc")' >/dev/null ||
   die "managed-resources annotation missing"
+
+echo "== a trigger naming a Workflow that does not exist reports NoWorkflow (as upstream)"
+deployment named-missing named-missing-svc |
+  sed 's/^metadata:$/metadata:\n  annotations:\n    koreo.dev\/workflow: no-such-workflow/' |
+  east apply -f - >/dev/null || die "kubectl apply named-missing"
+reason_is() { [ "$(ready_reason "$1" "$2")" = "$3" ]; }
+fleet_wait 60 reason_is east named-missing NoWorkflow ||
+  die "no NoWorkflow condition (got '$(ready_reason east named-missing)')"
+east get deployment named-missing -n default -o json |
+  jq -e '.status.conditions[] | select(.type == "Ready") | .status == "false" and (.message | test("no-such-workflow"))' \
+    >/dev/null || die "NoWorkflow condition's status/message"
+has_service east named-missing-svc >/dev/null 2>&1 && die "a Workflow ran although the named one does not exist"
 
 echo "== executions list --cluster east shows the run with its steps"
 runs_for() { fleet_koreoctl executions list --cluster "$1" -o json | jq -r '(.items // .)[] | .id'; }

@@ -79,9 +79,13 @@ echo "== running it again is safe"
 grep -q "already running" "$WORK/quickstart2.log" || die "second run did not notice the running fleet"
 
 echo "== ./scripts/quickstart stop leaves nothing running"
+# the database's files: in .koreo-dev/pg, or (when a parent folder is closed
+# to the postgres user) in the folder .koreo-dev/pg/pgroot names
+pgroot=$(cat "$COPY/.koreo-dev/pg/pgroot" 2>/dev/null || echo "$COPY/.koreo-dev/pg")
+pgrep -f "$pgroot/data" >/dev/null || die "no PostgreSQL found running from $pgroot before stop"
 (cd "$COPY" && ./scripts/quickstart stop) || die "quickstart stop"
 sleep 1
-left=$(pgrep -af "$COPY/" | grep -v "pgrep" || true)
+left=$( (pgrep -af "$COPY/"; pgrep -af "$pgroot/") | grep -v "pgrep" || true)
 [ -z "$left" ] || die "still running after stop: $left"
-[ ! -e "$COPY/.koreo-dev/pg/postmaster.pid" ] || die "PostgreSQL still has a pid file"
+[ ! -e "$pgroot/data/postmaster.pid" ] || die "PostgreSQL still has a pid file"
 echo "PASS"

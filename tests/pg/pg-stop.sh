@@ -9,11 +9,14 @@ bindir=$(pg_config --bindir 2>/dev/null || true)
 if [ -z "$bindir" ] || [ ! -x "$bindir/pg_ctl" ]; then
   bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 fi
-if [ -f "$dir/data/postmaster.pid" ]; then
+root=$dir
+[ -s "$dir/pgroot" ] && root=$(cat "$dir/pgroot") # see pg-start.sh
+if [ -f "$root/data/postmaster.pid" ]; then
   if [ "$(id -u)" = 0 ]; then
-    runuser -u postgres -- "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1
+    runuser -u postgres -- "$bindir/pg_ctl" -D "$root/data" -m immediate -w stop >/dev/null 2>&1
   else
-    "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1
+    "$bindir/pg_ctl" -D "$root/data" -m immediate -w stop >/dev/null 2>&1
   fi
 fi
+case $root in /tmp/koreo-pg-*) rm -rf "$root" ;; esac
 rm -rf "$dir"
