@@ -982,6 +982,30 @@ void kcw_report_autonomous(kcw *w, const agent_run_report *rep) {
   set_bytes(&u.koreo_json, koreo);
   u.managed_resources = (char *)(mr ? mr : "");
   u.run_id = run_id;
+  /* what ran, for the control plane's history */
+  u.workflow = (char *)(rep->workflow ? rep->workflow : "");
+  u.outcome = outcome_proto(res->outcome.kind);
+  u.message = (char *)(res->outcome.message ? res->outcome.message : "");
+  u.location = (char *)(res->outcome.location ? res->outcome.location : "");
+  kv *steps = kv_list_new(res->n_steps);
+  for (size_t i = 0; i < res->n_steps; i++) {
+    const koreo_step_report *st = &res->steps[i];
+    kv *x = kv_map_new(6);
+    kv_map_set_str(x, "label", kv_cstring(st->label));
+    kv_map_set_str(x, "outcome", kv_cstring(koreo_outcome_kind_name(st->outcome.kind)));
+    kv_map_set_str(x, "message", kv_cstring(st->outcome.message ? st->outcome.message : ""));
+    kv_map_set_str(x, "location", kv_cstring(st->outcome.location ? st->outcome.location : ""));
+    kv_map_set_str(
+        x, "value",
+        kv_ref(st->outcome.kind == KOREO_OK && st->outcome.value ? st->outcome.value : kv_null()));
+    kv_map_set_str(x, "resourceIds", kv_ref(st->resource_ids ? (kv *)st->resource_ids : kv_null()));
+    kv_list_push(steps, x);
+  }
+  char *steps_json = kv_json_write(steps, 0, NULL);
+  kv_unref(steps);
+  set_bytes(&u.steps_json, steps_json);
+  u.started_unix_ms = rep->started_unix_ms;
+  u.finished_unix_ms = wall_ms();
   Koreo__Agent__V1__Envelope e = KOREO__AGENT__V1__ENVELOPE__INIT;
   e.body_case = KOREO__AGENT__V1__ENVELOPE__BODY_STATUS_UPDATE;
   e.status_update = &u;
@@ -991,6 +1015,7 @@ void kcw_report_autonomous(kcw *w, const agent_run_report *rep) {
             rep->workflow, rep->kind, rep->ns, rep->name);
   free(state);
   free(koreo);
+  free(steps_json);
   free(cs);
   free(cp);
 }

@@ -120,6 +120,7 @@ struct trig { /* one trigger object */
 
 struct runctx { /* one Workflow run in flight */
   int refs;
+  int64_t started_unix_ms; /* wall clock, for run reports */
   agent_standalone *a;
   trig *t; /* NULL once the trigger is gone */
   defgen *g;
@@ -317,7 +318,8 @@ static void rc_finish(runctx *rc) {
                           rc->obj,
                           rc->wf_name,
                           res,
-                          patch};
+                          patch,
+                          rc->started_unix_ms};
     a->on_run(a->on_run_arg, &r);
   }
   write_status(rc, patch);
@@ -419,6 +421,11 @@ static void trig_fire(evutil_socket_t fd, short what, void *ud) {
   runctx *rc = calloc(1, sizeof *rc);
   if (!rc) kv_oom();
   rc->refs = 1;
+  {
+    struct timespec now_ts;
+    clock_gettime(CLOCK_REALTIME, &now_ts);
+    rc->started_unix_ms = (int64_t)now_ts.tv_sec * 1000 + now_ts.tv_nsec / 1000000;
+  }
   a->n_runs++;
   rc->a = a;
   rc->t = t;

@@ -42,6 +42,7 @@ typedef struct agent_run_report {
   const char *workflow;                       /* the Workflow's name */
   const struct koreo_workflow_result *result; /* koreo_run_workflow_result */
   const struct kv *status_patch;              /* what is written onto the trigger (spec 6.11) */
+  int64_t started_unix_ms;                    /* when the run started (wall clock, ms) */
 } agent_run_report;
 
 typedef struct agent_standalone_opts {

@@ -995,9 +995,7 @@ static bool on_envelope(void *arg, const char *cluster, kframe_envelope *env,
     cpe_apply_result(e, s, env->apply_result);
     break;
   case KOREO__AGENT__V1__ENVELOPE__BODY_STATUS_UPDATE:
-    cp_log(CP_INFO, "engine: cluster %s: the agent reported an autonomous status for %s/%s",
-           cluster, env->status_update->trigger ? env->status_update->trigger->namespace_ : "",
-           env->status_update->trigger ? env->status_update->trigger->name : "");
+    cpe_record_autonomous(e, s, env->status_update);
     break;
   case KOREO__AGENT__V1__ENVELOPE__BODY_ERROR:
     cp_log(CP_WARN, "engine: cluster %s: agent error: %s", cluster,

@@ -120,6 +120,10 @@ void cpe_sched_kick(cp_engine *e);
 void cpe_sched_free(cp_engine *e);
 /* An ApplyResult from `s` (borrowed). */
 void cpe_apply_result(cp_engine *e, cpe_sess *s, const Koreo__Agent__V1__ApplyResult *r);
+/* A StatusUpdate from `s`: the report of a run the agent did on its own
+ * while disconnected (autonomous mode, issue 5 item 4): recorded in the
+ * history as a run of replica "agent:<cluster>". */
+void cpe_record_autonomous(cp_engine *e, cpe_sess *s, const Koreo__Agent__V1__StatusUpdate *u);
 /* The session of `cluster` ended: abandon its runs (their work is released
  * and re-claimed when the agent is back). */
 void cpe_runs_abort_cluster(cp_engine *e, const char *cluster);

@@ -201,6 +201,118 @@ static void selection_error(cp_engine *e, cpe_run *r, const char *reason, const 
 
 /* ---- history ----------------------------------------------------------------- */
 
+/* An autonomous run reported by an agent: one row (no repeat counting: the
+ * agent runs on its own only while disconnected) with the steps it sent. */
+static const char SQL_AUTO_INSERT[] =
+    "WITH r AS (INSERT INTO workflow_runs (id, started_at, finished_at, last_seen_at, workflow, "
+    "cluster, api_version, kind, namespace, name, outcome, message, location, state, conditions, "
+    "fingerprint, replica, duration_ms) VALUES (nextval('workflow_runs_id_seq'), "
+    "to_timestamp($1::float8 / 1000), to_timestamp($2::float8 / 1000), now(), $3, $4, $5, $6, $7, "
+    "$8, $9, $10, $11, $12::json, $13::json, $14, $15, greatest($2::float8 - $1::float8, 0)) "
+    "RETURNING id, started_at), "
+    "s AS (INSERT INTO step_runs (run_id, run_started_at, ordinal, label, outcome, message, "
+    "location, value, resource_ids) SELECT r.id, r.started_at, x.ordinal - 1, x.e ->> 'label', "
+    "x.e ->> 'outcome', coalesce(x.e ->> 'message', ''), coalesce(x.e ->> 'location', ''), "
+    "x.e -> 'value', x.e -> 'resourceIds' FROM r, json_array_elements($16::json) WITH "
+    "ORDINALITY AS x(e, ordinal)) "
+    "UPDATE triggers t SET last_outcome = $9 FROM r WHERE t.cluster = $4 AND t.api_version = $5 "
+    "AND t.kind = $6 AND t.namespace = $7 AND t.name = $8";
+
+static const char *outcome_name_pb(Koreo__Agent__V1__Outcome o) {
+  switch (o) {
+  case KOREO__AGENT__V1__OUTCOME__OUTCOME_DEP_SKIP: return "DepSkip";
+  case KOREO__AGENT__V1__OUTCOME__OUTCOME_SKIP: return "Skip";
+  case KOREO__AGENT__V1__OUTCOME__OUTCOME_OK: return "Ok";
+  case KOREO__AGENT__V1__OUTCOME__OUTCOME_RETRY: return "Retry";
+  case KOREO__AGENT__V1__OUTCOME__OUTCOME_PERM_FAIL: return "PermFail";
+  default: return NULL;
+  }
+}
+
+static void on_auto_recorded(cp_engine *e, void *arg, PGresult *res, const char *err) {
+  char *what = arg;
+  if (!e->closing) {
+    if (res)
+      e->runs_recorded++;
+    else
+      cp_log(CP_WARN, "engine: recording the autonomous run %s: %s", what, err);
+  }
+  free(what);
+}
+
+static char *pb_text(const ProtobufCBinaryData *b, const char *dflt) {
+  if (!b->len) return dflt ? xstrdup(dflt) : NULL;
+  char *t = malloc(b->len + 1);
+  if (!t) kv_oom();
+  memcpy(t, b->data, b->len);
+  t[b->len] = 0;
+  return t;
+}
+
+void cpe_record_autonomous(cp_engine *e, cpe_sess *s, const Koreo__Agent__V1__StatusUpdate *u) {
+  const Koreo__Agent__V1__ObjectRef *t = u->trigger;
+  const char *outcome = outcome_name_pb(u->outcome);
+  if (!t || !u->run_id || !*u->run_id || !u->workflow || !*u->workflow || !outcome) {
+    cp_log(CP_WARN, "engine: cluster %s: a StatusUpdate without a run report (ignored)",
+           s->cluster);
+    return;
+  }
+  /* the Workflow's key as the history names it: "<namespace>/<name>" */
+  kdef_definition *wf =
+      e->defs ? kdef_registry_lookup(e->defs->reg, KDEF_WORKFLOW, u->workflow) : NULL;
+  char *wkey = wf ? kv_asprintf("%s/%s", wf->ns, wf->name) : kv_asprintf("?/%s", u->workflow);
+  /* conditions as the trigger got them */
+  kv *conds = kv_list_new(u->n_conditions);
+  for (size_t i = 0; i < u->n_conditions; i++) {
+    const Koreo__Agent__V1__Condition *c = u->conditions[i];
+    kv *m = kv_map_new(7);
+    kv_map_set_str(m, "type", kv_cstring(c->type ? c->type : ""));
+    kv_map_set_str(m, "status", kv_cstring(c->status ? c->status : ""));
+    kv_map_set_str(m, "reason", kv_cstring(c->reason ? c->reason : ""));
+    kv_map_set_str(m, "message", kv_cstring(c->message ? c->message : ""));
+    kv_map_set_str(m, "location", kv_cstring(c->location ? c->location : ""));
+    kv_map_set_str(m, "lastTransitionTime",
+                   kv_cstring(c->last_transition_time ? c->last_transition_time : ""));
+    kv_map_set_str(m, "lastUpdateTime", kv_cstring(c->last_update_time ? c->last_update_time : ""));
+    kv_list_push(conds, m);
+  }
+  char *conds_json = kv_json_write(conds, 0, NULL);
+  kv_unref(conds);
+  char started[32], finished[32], fp[80];
+  int64_t fin = u->finished_unix_ms ? u->finished_unix_ms : 0;
+  int64_t st = u->started_unix_ms ? u->started_unix_ms : fin;
+  snprintf(started, sizeof started, "%lld", (long long)st);
+  snprintf(finished, sizeof finished, "%lld", (long long)fin);
+  snprintf(fp, sizeof fp, "autonomous:%s", u->run_id);
+  char *replica = kv_asprintf("agent:%s", s->cluster);
+  char *state = pb_text(&u->state_json, NULL), *steps = pb_text(&u->steps_json, "[]");
+  const char *p[16] = {started,
+                       finished,
+                       wkey,
+                       s->cluster,
+                       t->api_version ? t->api_version : "",
+                       t->kind ? t->kind : "",
+                       t->namespace_ ? t->namespace_ : "",
+                       t->name ? t->name : "",
+                       outcome,
+                       u->message ? u->message : "",
+                       u->location ? u->location : "",
+                       state,
+                       conds_json,
+                       fp,
+                       replica,
+                       steps};
+  cp_log(CP_INFO, "engine: cluster %s: autonomous run %s of Workflow %s for %s %s/%s: %s",
+         s->cluster, u->run_id, wkey, p[5], p[6], p[7], outcome);
+  e->runs_total[u->outcome > 0 && u->outcome <= 5 ? u->outcome - 1 : 0]++;
+  cpe_query(e, SQL_AUTO_INSERT, 16, p, on_auto_recorded, xstrdup(u->run_id));
+  free(wkey);
+  free(conds_json);
+  free(replica);
+  free(state);
+  free(steps);
+}
+
 static const char SQL_RUN_INSERT[] =
     "WITH r AS (INSERT INTO workflow_runs (id, started_at, finished_at, last_seen_at, workflow, "
     "cluster, api_version, kind, namespace, name, outcome, message, location, state, conditions, "

@@ -18,7 +18,7 @@ command -v kubectl >/dev/null || { echo "SKIP: kubectl not found"; exit 77; }
 FLEET_DIR=$(mktemp -d /tmp/koreo-e2e-XXXXXX)
 FLEET_BIN=$BIN
 FLEET_SRC=$SRC
-FLEET_AGENT_ARGS="--log-level debug"
+FLEET_AGENT_ARGS="--log-level debug --autonomy-after 3s"
 KEEP_LOGS=${KEEP_LOGS:-}
 export FLEET_DIR FLEET_BIN FLEET_SRC FLEET_AGENT_ARGS
 # shellcheck source=../../scripts/lib/fleet.sh
@@ -124,6 +124,24 @@ fleet_koreoctl get clusters -o json | jq -e '(.items // .)[] | select(.name == "
 deployment web3 web3-svc | west apply -f - >/dev/null || die "kubectl apply web3 in west"
 FLEET_AGENT_ARGS="$FLEET_AGENT_ARGS --no-autonomy" fleet_start_agent west || die "restarting west's agent"
 fleet_wait 60 has_service west web3-svc || die "web3-svc never appeared in west after the agent returned"
+
+echo "== autonomy: the control plane is away, east's agent reconciles on its own and reports back"
+cp_ports=$(cat "$FLEET_DIR/pids/cp1.ports")
+fleet_kill cp1
+deployment web5 web5-svc | east apply -f - >/dev/null || die "kubectl apply web5"
+fleet_wait 60 has_service east web5-svc || die "web5-svc not created by the agent on its own"
+# shellcheck disable=SC2086
+fleet_start_cp cp1 $cp_ports || die "control plane back"
+auto_runs() {
+  fleet_koreoctl executions list --cluster east -o json |
+    jq -e '[(.items // .)[] | select(.replica == "agent:east" and .trigger.name == "web5")] | length > 0'
+}
+fleet_wait 60 auto_runs || die "the autonomous run of web5 is not in the history"
+auto_id=$(fleet_koreoctl executions list --cluster east -o json |
+  jq -r '[(.items // .)[] | select(.replica == "agent:east" and .trigger.name == "web5")][0].id')
+fleet_koreoctl executions show "$auto_id" -o json |
+  jq -e '(.steps | length) == 2 and (.workflow | test("hello-service"))' >/dev/null ||
+  die "the autonomous run's steps were not recorded"
 
 echo "== two replicas on one database; one dies, work continues"
 ap2=$(fleet_free_port)
