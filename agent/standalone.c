@@ -19,6 +19,7 @@
 #include "koreo/eval.h"
 #include "koreo/json.h"
 #include "koreo/kube.h"
+#include "koreo/log.h"
 #include "koreo/outcome.h"
 #include "koreo/value.h"
 
@@ -36,12 +37,18 @@
  * logging
  * ====================================================================== */
 
-static bool g_log_json;
-static agent_log_level g_log_min = AGENT_INFO;
+_Static_assert((int)AGENT_DEBUG == (int)KOREO_LOG_DEBUG && (int)AGENT_ERROR == (int)KOREO_LOG_ERROR,
+               "agent_log_level follows koreo_log_level");
 
 void agent_log_setup(bool json, agent_log_level min) {
-  g_log_json = json;
-  g_log_min = min;
+  koreo_log_setup(json, (koreo_log_level)min);
+}
+
+void agent_log(agent_log_level lvl, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  koreo_logv((koreo_log_level)lvl, fmt, ap);
+  va_end(ap);
 }
 
 static void iso_now(char *buf, size_t n, bool micro_offset) {
@@ -55,31 +62,6 @@ static void iso_now(char *buf, size_t n, bool micro_offset) {
     snprintf(buf, n, "%s.%06ld+00:00", base, ts.tv_nsec / 1000);
   else
     snprintf(buf, n, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
-}
-
-void agent_log(agent_log_level lvl, const char *fmt, ...) {
-  if (lvl < g_log_min) return;
-  static const char *names[] = {"debug", "info", "warn", "error"};
-  char *msg = NULL;
-  va_list ap;
-  va_start(ap, fmt);
-  if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
-  va_end(ap);
-  char ts[48];
-  iso_now(ts, sizeof ts, false);
-  if (g_log_json) {
-    kv *o = kv_map_new(3);
-    kv_map_set_str(o, "ts", kv_cstring(ts));
-    kv_map_set_str(o, "level", kv_cstring(names[lvl]));
-    kv_map_set_str(o, "msg", kv_cstring(msg ? msg : "(out of memory)"));
-    char *line = kv_json_write(o, 0, NULL);
-    fprintf(stderr, "%s\n", line);
-    free(line);
-    kv_unref(o);
-  } else {
-    fprintf(stderr, "%s %-5s %s\n", ts, names[lvl], msg ? msg : "(out of memory)");
-  }
-  free(msg);
 }
 
 /* ======================================================================

@@ -17,45 +17,19 @@
 #include <openssl/sha.h>
 
 #include "koreo/json.h"
+#include "koreo/log.h"
 #include "koreo/value.h"
 
-static bool g_json;
-static cp_log_level g_min = CP_INFO;
+_Static_assert((int)CP_DEBUG == (int)KOREO_LOG_DEBUG && (int)CP_ERROR == (int)KOREO_LOG_ERROR,
+               "cp_log_level follows koreo_log_level");
 
-void cp_log_setup(bool json, cp_log_level min) {
-  g_json = json;
-  g_min = min;
-}
+void cp_log_setup(bool json, cp_log_level min) { koreo_log_setup(json, (koreo_log_level)min); }
 
 void cp_log(cp_log_level lvl, const char *fmt, ...) {
-  if (lvl < g_min) return;
-  static const char *names[] = {"debug", "info", "warn", "error"};
-  char *msg = NULL;
   va_list ap;
   va_start(ap, fmt);
-  if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+  koreo_logv((koreo_log_level)lvl, fmt, ap);
   va_end(ap);
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
-  char base[32], when[48];
-  strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(when, sizeof when, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
-  const char *text = msg ? msg : "(out of memory)";
-  if (g_json) {
-    kv *o = kv_map_new(3);
-    kv_map_set_str(o, "ts", kv_cstring(when));
-    kv_map_set_str(o, "level", kv_cstring(names[lvl]));
-    kv_map_set_str(o, "msg", kv_cstring(text));
-    char *line = kv_json_write(o, 0, NULL);
-    fprintf(stderr, "%s\n", line);
-    free(line);
-    kv_unref(o);
-  } else {
-    fprintf(stderr, "%s %-5s %s\n", when, names[lvl], text);
-  }
-  free(msg);
 }
 
 void cp_sha256_hex(const void *data, size_t len, char out[65]) {
