@@ -10,6 +10,7 @@
  *   koreoctl executions show ID
  *   koreoctl tokens bootstrap --cluster NAME [--ttl 1h]
  *   koreoctl tokens create --role R [--clusters a,b] [--ttl D] [--description TEXT]
+ *   koreoctl tokens revoke ID
  *
  * Common: --server URL, --token TOKEN, --ca-file FILE (or KOREO_SERVER,
  * KOREO_TOKEN, KOREO_CA_FILE, or the config file), -o table|json|yaml.
@@ -49,6 +50,7 @@ static void usage_remote(FILE *f) {
         "                  [--outcome O] [--since T] [--until T] [--limit N]\n"
         "  executions show ID\n"
         "  tokens bootstrap --cluster NAME [--ttl 1h]\n"
+        "  tokens revoke ID\n"
         "  tokens create --role viewer|operator|admin [--clusters a,b] [--ttl D] "
         "[--description T]\n"
         "options: --server URL --token TOKEN --ca-file FILE (or KOREO_SERVER, KOREO_TOKEN,\n"
@@ -778,9 +780,29 @@ static int print_token(args *a, remote_resp *r) {
   return 0;
 }
 
+/* koreoctl tokens revoke ID|kat.ID.SECRET */
+static int cmd_tokens_revoke(args *a) {
+  if (a->npos != 2)
+    return usage_error("tokens revoke", "%s", "expected the token's id (or the token itself)");
+  char id[64];
+  const char *t = a->pos[1];
+  if (strncmp(t, "kat.", 4) == 0) t += 4; /* the whole token: its id is the part after kat. */
+  snprintf(id, sizeof id, "%.*s", (int)strcspn(t, "."), t);
+  char *path = kv_asprintf("/api/v1/tokens/%s", id);
+  int rc = 0;
+  remote_resp *r = call(a, "DELETE", path, NULL, 0, NULL, &rc);
+  free(path);
+  if (!r) return rc;
+  if (!structured(a, r->json)) printf("token %s revoked\n", id);
+  resp_done(r);
+  return 0;
+}
+
 static int cmd_tokens(args *a) {
+  if (a->npos == 2 && !strcmp(a->pos[0], "revoke")) return cmd_tokens_revoke(a);
   if (a->npos != 1 || (strcmp(a->pos[0], "bootstrap") && strcmp(a->pos[0], "create")))
-    return usage_error("tokens", "%s", "expected 'bootstrap --cluster NAME' or 'create --role R'");
+    return usage_error("tokens", "%s",
+                       "expected 'bootstrap --cluster NAME', 'create --role R' or 'revoke ID'");
   bool boot = !strcmp(a->pos[0], "bootstrap");
   kv *body = kv_map_new(4);
   int rc = 0;

@@ -46,6 +46,7 @@ static void usage(FILE *f) {
         "  executions show ID\n"
         "  tokens bootstrap --cluster NAME [--ttl 1h]\n"
         "  tokens create --role viewer|operator|admin [--clusters a,b] [--ttl D]\n"
+        "  tokens revoke ID           Revoke an API token (its id, or the token itself).\n"
         "      Output: -o table|json|yaml.  'koreoctl get --help' shows the details.\n"
         "  help                     Show this help.\n",
         f);

@@ -607,6 +607,48 @@ static void on_token_create(void *arg, PGresult *res, const char *err) {
   kv_strbuf_free(&b);
 }
 
+/* Revoke API token `id` (its text is never needed): the row keeps its
+ * history; a scoped admin revokes only tokens scoped within its clusters. */
+static const char SQL_TOKEN_REVOKE[] =
+    "WITH t AS (UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL "
+    "AND ($3::text[] IS NULL OR (clusters IS NOT NULL AND clusters <@ $3::text[])) RETURNING id), "
+    "aud AS (INSERT INTO audit_log (actor, action, target) SELECT $2::text, 'token.revoke', id "
+    "FROM t RETURNING 1) "
+    "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM aud)";
+
+static void on_token_revoke(void *arg, PGresult *res, const char *err) {
+  api_req *r = arg;
+  if (!api_req_alive(r, res, err, "revoking the API token")) return;
+  const char *id = kv_str(r->work);
+  if (atol(PQgetvalue(res, 0, 0)) == 0) {
+    api_error(r, 404,
+              "no active API token %s (unknown, already revoked, or outside this token's "
+              "clusters)",
+              id);
+    return;
+  }
+  kv_strbuf b = {0};
+  kv_strbuf_puts(&b, "{\"revoked\": {\"id\": ");
+  api_json_str(&b, id);
+  kv_strbuf_puts(&b, "}}");
+  cp_log(CP_INFO, "api: token %s revoked API token %s", r->token_id, id);
+  api_reply(r, 200, b.p);
+  kv_strbuf_free(&b);
+}
+
+static void tokens_revoke(api_req *r, const char *id) {
+  bool ok = strlen(id) == 16;
+  for (const char *c = id; ok && *c; c++)
+    ok = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f');
+  if (!ok) {
+    api_error(r, 400, "token id '%s': expected the 16 hex digits after \"kat.\"", id);
+    return;
+  }
+  r->work = kv_cstring(id);
+  const char *p[3] = {id, r->token_id, r->scope};
+  api_query(r, SQL_TOKEN_REVOKE, 3, p, on_token_revoke);
+}
+
 static void tokens_create(api_req *r) {
   kv *body = json_object_body(r);
   if (!body) return;
@@ -850,6 +892,11 @@ static void route(api_req *r) {
       not_allowed(r);
     else if (need(r, API_ADMIN, false, "create tokens"))
       n == 3 ? tokens_create(r) : tokens_bootstrap(r);
+  } else if (strcmp(res, "tokens") == 0 && n == 4) {
+    if (!method_is(r, EVHTTP_REQ_DELETE, "DELETE"))
+      not_allowed(r);
+    else if (need(r, API_ADMIN, false, "revoke tokens"))
+      tokens_revoke(r, s[3]);
   } else {
     api_error(r, 404, "no such endpoint: /%s%s%s (docs/http-api.md lists them)", s[2],
               n > 3 ? "/" : "", n > 3 ? s[3] : "");

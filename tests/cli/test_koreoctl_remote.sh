@@ -98,6 +98,12 @@ has "bootstrap -o json" '"cluster": "west"'
 expect_rc "tokens: viewer may not" 1 "$KOREOCTL" tokens bootstrap --cluster x --token "$VIEWER"
 has "tokens: viewer message" "admin needed"
 expect_rc "tokens: missing --cluster" 2 "$KOREOCTL" tokens bootstrap
+REVOKEME=$("$KOREOCTL" tokens create --role viewer 2>/dev/null)
+expect_rc "revoked-to-be token works" 0 "$KOREOCTL" get clusters --token "$REVOKEME"
+expect_rc "tokens revoke" 0 "$KOREOCTL" tokens revoke "$REVOKEME"
+has "tokens revoke message" "revoked"
+expect_rc "a revoked token is refused" 1 "$KOREOCTL" get clusters --token "$REVOKEME"
+expect_rc "revoking twice" 1 "$KOREOCTL" tokens revoke "$REVOKEME"
 expect_rc "tokens: bad --ttl" 2 "$KOREOCTL" tokens create --role viewer --ttl soon
 
 # ---- apply -------------------------------------------------------------------------

@@ -751,6 +751,40 @@ static void test_tokens(void **state) {
   resp_free(&r);
   assert_int_equal(sql_long("SELECT count(*) FROM audit_log WHERE action = 'token.create'"), 2);
   assert_int_equal(sql_long("SELECT count(*) FROM audit_log WHERE action = 'token.bootstrap'"), 2);
+
+  /* revoking: the token stops working at once; only admins; scope applies */
+  r = post("/api/v1/tokens", T_ADMIN, "{\"role\": \"viewer\"}");
+  assert_int_equal(r.status, 200);
+  char *victim = strdup(jstr(r.json, "token"));
+  char *vid = strdup(jstr(r.json, "id"));
+  resp_free(&r);
+  r = get("/api/v1/clusters", victim);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  char path[128];
+  snprintf(path, sizeof path, "/api/v1/tokens/%s", vid);
+  r = http("DELETE", path, T_VIEW, NULL, 0);
+  expect_error(&r, 403, "forbidden", "revoke");
+  resp_free(&r);
+  r = http("DELETE", path, T_WESTADM, NULL, 0); /* an unscoped token is outside west's scope */
+  expect_error(&r, 404, "not_found", vid);
+  resp_free(&r);
+  r = http("DELETE", path, T_ADMIN, NULL, 0);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(jstr(r.json, "revoked.id"), vid);
+  resp_free(&r);
+  r = get("/api/v1/clusters", victim);
+  expect_error(&r, 401, "unauthorized", NULL);
+  resp_free(&r);
+  r = http("DELETE", path, T_ADMIN, NULL, 0);
+  expect_error(&r, 404, "not_found", "already revoked");
+  resp_free(&r);
+  r = http("DELETE", "/api/v1/tokens/not-an-id", T_ADMIN, NULL, 0);
+  expect_error(&r, 400, "bad_request", "16 hex digits");
+  resp_free(&r);
+  assert_int_equal(sql_long("SELECT count(*) FROM audit_log WHERE action = 'token.revoke'"), 1);
+  free(victim);
+  free(vid);
 }
 
 static void test_metrics_and_limits(void **state) {
