@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/agent/agent_test_util.h"
 #include "../tests/kube/kubesim_harness.h"
 #include "koreo/json.h"
 #include "koreo/kube.h"
@@ -58,36 +59,6 @@ static const char *CRD =
     "\"subresources\":{\"status\":{}},\"schema\":{\"openAPIV3Schema\":{\"type\":\"object\","
     "\"x-kubernetes-preserve-unknown-fields\":true}}}]}}";
 
-static int http_get(int port, const char *path, char **body) {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(s);
-    return -1;
-  }
-  char req[128];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
-  if (write(s, req, (size_t)n) != n) {
-    close(s);
-    return -1;
-  }
-  kv_strbuf b = {0};
-  char buf[4096];
-  ssize_t r;
-  while ((r = read(s, buf, sizeof buf)) > 0)
-    kv_strbuf_put(&b, buf, (size_t)r);
-  close(s);
-  char *text = kv_strbuf_take(&b, NULL);
-  int code = -1;
-  if (!text || sscanf(text, "HTTP/1.%*d %d", &code) != 1) code = -1;
-  const char *sep = text ? strstr(text, "\r\n\r\n") : NULL;
-  *body = strdup(sep ? sep + 4 : "");
-  free(text);
-  return code;
-}
-
 static long long metric(int port, const char *name) {
   char *body = NULL;
   long long v = -1;
@@ -98,18 +69,6 @@ static long long metric(int port, const char *name) {
   }
   free(body);
   return v;
-}
-
-static int free_port(void) {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t l = sizeof a;
-  int port = -1;
-  if (bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
-      getsockname(s, (struct sockaddr *)&a, &l) == 0)
-    port = ntohs(a.sin_port);
-  close(s);
-  return port;
 }
 
 static double now_s(void) {

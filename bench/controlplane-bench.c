@@ -54,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/agent/agent_test_util.h"
 #include "../tests/kube/kubesim_harness.h"
 #include "koreo/json.h"
 #include "koreo/kube.h"
@@ -196,18 +197,6 @@ static void on_signal(int sig) {
   }
   if (pid > 0) waitpid(pid, NULL, 0);
   _exit(128 + sig);
-}
-
-static int free_port(void) {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof a;
-  int port = -1;
-  if (bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
-      getsockname(s, (struct sockaddr *)&a, &len) == 0)
-    port = ntohs(a.sin_port);
-  close(s);
-  return port;
 }
 
 static void chomp(char *s) {

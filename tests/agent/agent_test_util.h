@@ -1,5 +1,7 @@
 /*
- * tests/agent/agent_test_util.h: helpers shared by the agent tests.
+ * tests/agent/agent_test_util.h: helpers shared by the agent tests and the
+ * benchmarks that drive real processes (bench/agent-footprint.c,
+ * bench/controlplane-bench.c).
  */
 #ifndef KOREO_AGENT_TEST_UTIL_H
 #define KOREO_AGENT_TEST_UTIL_H
@@ -19,6 +21,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "koreo/value.h"
 
 /* Remove the directory tree `d` (a test's mkdtemp folder); best effort. */
 static inline void rm_rf(const char *d) {
@@ -88,6 +92,38 @@ static inline int free_port(void) {
   }
   close(s);
   return ntohs(a.sin_port);
+}
+
+/* GET http://127.0.0.1:port/path (health endpoints): the HTTP status or -1,
+ * the body in *body (malloc'ed). */
+static inline int http_get(int port, const char *path, char **body) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(s);
+    return -1;
+  }
+  char req[256];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+  if (write(s, req, (size_t)n) != n) {
+    close(s);
+    return -1;
+  }
+  kv_strbuf b = {0};
+  char buf[4096];
+  ssize_t r;
+  while ((r = read(s, buf, sizeof buf)) > 0)
+    kv_strbuf_put(&b, buf, (size_t)r);
+  close(s);
+  char *text = kv_strbuf_take(&b, NULL);
+  int code = -1;
+  if (text && sscanf(text, "HTTP/1.%*d %d", &code) != 1) code = -1;
+  const char *sep = text ? strstr(text, "\r\n\r\n") : NULL;
+  *body = strdup(sep ? sep + 4 : "");
+  free(text);
+  return code;
 }
 
 /* Start argv[0] (argv NULL-terminated) as a child with stdout and stderr

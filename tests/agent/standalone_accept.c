@@ -130,37 +130,6 @@ static bool port_is(const kv *o, const void *port) {
   return at_int(o, "spec.ports.0.port") == *(const int *)port;
 }
 
-/* GET http://127.0.0.1:port/path: the status code, body in *body. */
-static int http_get(int port, const char *path, char **body) {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(s);
-    return -1;
-  }
-  char req[256];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
-  if (write(s, req, (size_t)n) != n) {
-    close(s);
-    return -1;
-  }
-  kv_strbuf b = {0};
-  char buf[4096];
-  ssize_t r;
-  while ((r = read(s, buf, sizeof buf)) > 0)
-    kv_strbuf_put(&b, buf, (size_t)r);
-  close(s);
-  char *text = kv_strbuf_take(&b, NULL);
-  int code = -1;
-  if (text && sscanf(text, "HTTP/1.%*d %d", &code) != 1) code = -1;
-  const char *sep = text ? strstr(text, "\r\n\r\n") : NULL;
-  *body = strdup(sep ? sep + 4 : "");
-  free(text);
-  return code;
-}
-
 /* Start the agent on `defs_dir`; `extra` is NULL or a NULL-terminated
  * list of further arguments. */
 /* The value of one sample line of /metrics, -1 when absent. */
