@@ -9,7 +9,7 @@
  *    kdef_registry rebuilt from the current set (diagnostics logged).
  *    The cached hashes go into every Hello (cached_definition_hashes).
  *  - ApplyRequest: koreo_run_resource_function with that registry on the
- *    libcurl kube client, asynchronously, with the request's owner, inputs,
+ *    kube client, asynchronously, with the request's owner, inputs,
  *    location and deadline; answered with an ApplyResult through the
  *    session.  A repeated request_id is answered from a bounded result
  *    cache without re-applying; an unknown function hash gets an

@@ -14,7 +14,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,27 +129,7 @@ static void on_signal(evutil_socket_t sig, short what, void *ud) {
   event_base_loopexit(ud, NULL);
 }
 
-/* Skip GnuTLS's implicit initialisation.  Debian's libcurl (OpenSSL
- * flavour) still pulls GnuTLS in through libldap and librtmp, and GnuTLS
- * initialises itself in a library constructor (system priorities, PKCS #11
- * set-up), touching ~0.7 MiB of pages the agent never uses: libcurl does
- * TLS with OpenSSL.  GnuTLS reads GNUTLS_NO_IMPLICIT_INIT before main()
- * runs, so the agent sets it and executes itself once more (same pid,
- * arguments and environment otherwise); if that fails it simply goes on.
- * An explicit gnutls_global_init (LDAP or RTMP over TLS, which the agent
- * never asks for) still works.  docs/agent-footprint.md. */
-static void skip_gnutls_init(char **argv) {
-  if (getenv("GNUTLS_NO_IMPLICIT_INIT")) return;
-  if (setenv("GNUTLS_NO_IMPLICIT_INIT", "1", 1) != 0) return;
-  execv("/proc/self/exe", argv);
-}
-
 int main(int argc, char **argv) {
-  skip_gnutls_init(argv);
-  /* One malloc arena: the loop is the only long-lived thread; libcurl's
-   * threaded resolver (API servers named by host name) would otherwise
-   * leave an arena of its own behind after its first lookup. */
-  mallopt(M_ARENA_MAX, 1);
   const char **defs = calloc((size_t)argc + 1, sizeof *defs);
   if (!defs) return 1;
   size_t ndefs = 0;

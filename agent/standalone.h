@@ -3,7 +3,7 @@
  * whole engine against the agent's own cluster with no control plane.
  * Loads definitions from directories, watches every Workflow crdRef kind,
  * runs the Workflow for each trigger object (koreo_run_* answered by the
- * libcurl client on the caller's libevent loop), writes conditions and
+ * kube client on the caller's libevent loop), writes conditions and
  * state back (spec 6.9-6.11), re-runs on Retry delays and the resync
  * period, backs off on errors, and hot-reloads when the files change.
  * Also the agent's small logger (text or JSON lines on stderr).

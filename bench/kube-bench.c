@@ -190,10 +190,9 @@ int main(int argc, char **argv) {
     if (phase(c, "get", KUBE_OP_GET, ns, n, k) != 0) rc = 1;
     if (phase(c, "delete", KUBE_OP_DELETE, ns, n, k) != 0) rc = 1;
     kube_client_stats s1 = kube_client_get_stats(c);
-    printf("requests %llu, connections opened %llu, HTTP/2 answers %llu, retries %llu\n",
+    printf("requests %llu, connections opened %llu, retries %llu\n",
            (unsigned long long)(s1.requests - s0.requests),
            (unsigned long long)(s1.connections - s0.connections),
-           (unsigned long long)(s1.http2 - s0.http2),
            (unsigned long long)(s1.retries - s0.retries));
     kube_send_sync(
         c, &(kube_req){.op = KUBE_OP_DELETE, .api_version = "v1", .kind = "Namespace", .name = ns},

@@ -1,20 +1,15 @@
 /*
  * core/kube/client.c: the Kubernetes client's engine and requests
  * (koreo/kube.h, "The client" and "Requests"):
- *  - the glue that drives one curl multi handle from the caller's libevent
- *    loop (socket events -> curl_multi_socket_action, curl's timer -> an
- *    evtimer), so every request and watch shares the loop and libcurl's
- *    connection cache (HTTP/2 multiplexing when offered, keep-alive);
- *  - transfers with automatic retries (429/503 + Retry-After, transport
- *    failures of idempotent requests, 401 after a rotated token);
+ *  - the client's lifecycle (the HTTP transfer engine, with its
+ *    connections and automatic retries, is core/kube/transport.c);
  *  - discovery fetches (coalesced per group/version, refreshed on a miss);
  *  - requests: URL and query building, bodies and content types per verb,
  *    answers decoded into kube_result with typed errors;
  *  - the synchronous wrappers and the paginated list.
  *
- * Owner callbacks are never called from inside libcurl callbacks: curl's
- * callbacks only buffer, and owners run after curl_multi_socket_action
- * returns, so they may start, stop and free transfers freely.
+ * Owner callbacks are never called from inside libevent's HTTP code (see
+ * transport.c), so they may start, stop and free transfers freely.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -116,373 +111,6 @@ static bool seg_ok(const char *s) {
 }
 
 /* ======================================================================
- * Transfer engine
- * ====================================================================== */
-
-static void engine_process(kube_client *c);
-
-static void dirty_remove(kube_client *c, kxfer *x) {
-  if (!x->dirty) return;
-  for (kxfer **pp = &c->dirty; *pp; pp = &(*pp)->dnext)
-    if (*pp == x) {
-      *pp = x->dnext;
-      break;
-    }
-  x->dirty = false;
-  x->dnext = NULL;
-}
-
-static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
-  kxfer *x = ud;
-  size_t n = size * nmemb;
-  kbuf_add(&x->resp, ptr, n);
-  if (x->streaming && !x->dirty) {
-    x->dirty = true;
-    x->dnext = x->c->dirty;
-    x->c->dirty = x;
-  }
-  return n;
-}
-
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
-  kxfer *x = ud;
-  size_t n = size * nmemb;
-  if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) x->retry_after[0] = 0; /* a new answer */
-  if (n > 12 && strncasecmp(ptr, "Retry-After:", 12) == 0) {
-    size_t l = n - 12;
-    const char *v = ptr + 12;
-    while (l && (*v == ' ' || *v == '\t'))
-      v++, l--;
-    while (l && (v[l - 1] == '\r' || v[l - 1] == '\n' || v[l - 1] == ' '))
-      l--;
-    if (l >= sizeof x->retry_after) l = sizeof x->retry_after - 1;
-    memcpy(x->retry_after, v, l);
-    x->retry_after[l] = 0;
-  }
-  return n;
-}
-
-static void ev_sock_cb(evutil_socket_t fd, short what, void *arg) {
-  kube_client *c = arg;
-  int action =
-      ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-  int running = 0;
-  curl_multi_socket_action(c->multi, fd, action, &running);
-  engine_process(c);
-}
-
-static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
-  (void)e;
-  kube_client *c = userp;
-  struct event *ev = socketp;
-  if (what == CURL_POLL_REMOVE) {
-    if (ev) event_free(ev);
-    curl_multi_assign(c->multi, s, NULL);
-    return 0;
-  }
-  short kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) |
-                       ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
-  if (!ev) {
-    ev = event_new(c->base, s, kind, ev_sock_cb, c);
-    if (!ev) kv_oom();
-    curl_multi_assign(c->multi, s, ev);
-  } else {
-    event_del(ev);
-    event_assign(ev, c->base, s, kind, ev_sock_cb, c);
-  }
-  event_add(ev, NULL);
-  return 0;
-}
-
-static void ev_timer_cb(evutil_socket_t fd, short what, void *arg) {
-  (void)fd, (void)what;
-  kube_client *c = arg;
-  int running = 0;
-  curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  engine_process(c);
-}
-
-static int curl_timer_cb(CURLM *m, long timeout_ms, void *userp) {
-  (void)m;
-  kube_client *c = userp;
-  if (timeout_ms < 0) {
-    evtimer_del(c->timer_ev);
-  } else {
-    struct timeval tv = tv_ms(timeout_ms);
-    evtimer_add(c->timer_ev, &tv);
-  }
-  return 0;
-}
-
-/* Re-read a rotated token file (at most once a second, or when forced). */
-static void refresh_token(kube_client *c, bool force) {
-  if (!c->cfg.token_file) return;
-  int64_t now = kube_now_ms();
-  if (!force && c->auth_header && now - c->token_checked_ms < 1000) return;
-  c->token_checked_ms = now;
-  struct stat st;
-  if (stat(c->cfg.token_file, &st) != 0) return; /* keep the last token */
-  if (c->auth_header && st.st_mtim.tv_sec == c->token_mtime.tv_sec &&
-      st.st_mtim.tv_nsec == c->token_mtime.tv_nsec)
-    return;
-  kv_parse_error pe;
-  size_t len = 0;
-  char *tok = kv_read_file(c->cfg.token_file, &len, &pe);
-  if (!tok) return;
-  while (len && (tok[len - 1] == '\n' || tok[len - 1] == '\r' || tok[len - 1] == ' '))
-    tok[--len] = 0;
-  c->token_mtime = st.st_mtim;
-  free(c->cfg.token);
-  c->cfg.token = tok;
-  free(c->auth_header);
-  c->auth_header = NULL;
-  if (asprintf(&c->auth_header, "Authorization: Bearer %s", tok) < 0) kv_oom();
-}
-
-kxfer *kxfer_new(kube_client *c, const char *method, const char *path, const char *content_type,
-                 const char *body, size_t body_len, kxfer_fn done, void *owner) {
-  kxfer *x = calloc(1, sizeof *x);
-  if (!x) kv_oom();
-  x->c = c;
-  x->method = xstrdup(method);
-  x->path = xstrdup(path);
-  x->content_type = xstrdup_or_null(content_type);
-  if (body) {
-    x->body = malloc(body_len + 1);
-    if (!x->body) kv_oom();
-    memcpy(x->body, body, body_len);
-    x->body[body_len] = 0;
-    x->body_len = body_len;
-  }
-  x->idempotent = strcmp(method, "GET") == 0;
-  x->done = done;
-  x->owner = owner;
-  /* link into the client's active list */
-  x->next = c->active;
-  if (c->active) c->active->prev = x;
-  c->active = x;
-  return x;
-}
-
-static void kxfer_detach_easy(kxfer *x) {
-  dirty_remove(x->c, x);
-  if (x->easy) {
-    if (x->in_multi) curl_multi_remove_handle(x->c->multi, x->easy);
-    curl_easy_cleanup(x->easy);
-    x->easy = NULL;
-    if (x->in_multi && x->c->stats.in_flight) x->c->stats.in_flight--;
-    x->in_multi = false;
-  }
-  curl_slist_free_all(x->headers);
-  x->headers = NULL;
-}
-
-void kxfer_free(kxfer *x) {
-  if (!x) return;
-  kube_client *c = x->c;
-  kxfer_detach_easy(x);
-  if (x->retry_ev) event_free(x->retry_ev);
-  if (x->prev)
-    x->prev->next = x->next;
-  else if (c->active == x)
-    c->active = x->next;
-  if (x->next) x->next->prev = x->prev;
-  free(x->method);
-  free(x->path);
-  free(x->content_type);
-  free(x->body);
-  kbuf_free(&x->resp);
-  free(x);
-}
-
-static void kxfer_launch(kxfer *x) {
-  kube_client *c = x->c;
-  kxfer_detach_easy(x);
-  kbuf_free(&x->resp);
-  x->status = 0;
-  x->retry_after[0] = 0;
-  x->errbuf[0] = 0;
-  x->rc = CURLE_OK;
-  x->started_ms = kube_now_ms();
-  CURL *e = curl_easy_init();
-  if (!e) kv_oom();
-  x->easy = e;
-  char *url = NULL;
-  if (asprintf(&url, "%s%s", c->url_base, x->path) < 0) kv_oom();
-  curl_easy_setopt(e, CURLOPT_URL, url);
-  free(url);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  /* no CURLOPT_PIPEWAIT: against HTTP/1.1 servers it serialises transfers
-   * behind the first connection; new transfers still multiplex on an
-   * established HTTP/2 connection */
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-                   c->opts.http1_only ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->opts.connect_timeout_ms);
-  long tmo = x->timeout_ms ? x->timeout_ms : (x->streaming ? 0 : c->opts.request_timeout_ms);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, tmo);
-  if (c->connect_to) curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_to);
-  /* TLS */
-  if (c->cfg.insecure) {
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-  } else if (c->cfg.ca_pem) {
-    struct curl_blob b = {c->cfg.ca_pem, c->cfg.ca_len, CURL_BLOB_NOCOPY};
-    curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
-  }
-  if (c->cfg.cert_pem && c->cfg.key_pem) {
-    struct curl_blob cb = {c->cfg.cert_pem, c->cfg.cert_len, CURL_BLOB_NOCOPY};
-    struct curl_blob kb = {c->cfg.key_pem, c->cfg.key_len, CURL_BLOB_NOCOPY};
-    curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
-    curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-    curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
-    curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
-  }
-  /* method and body */
-  if (strcmp(x->method, "GET") != 0) {
-    if (strcmp(x->method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->method);
-    if (x->body) {
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
-    } else if (strcmp(x->method, "POST") == 0) {
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
-    }
-  }
-  /* headers */
-  refresh_token(c, false);
-  struct curl_slist *h = NULL;
-  h = curl_slist_append(h, "Accept: application/json");
-  if (x->content_type) {
-    char ct[160];
-    snprintf(ct, sizeof ct, "Content-Type: %s", x->content_type);
-    h = curl_slist_append(h, ct);
-  }
-  if (c->auth_header) h = curl_slist_append(h, c->auth_header);
-  h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
-  x->headers = h;
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-  c->stats.requests++;
-  c->stats.in_flight++;
-  x->in_multi = true;
-  curl_multi_add_handle(c->multi, e);
-}
-
-void kxfer_start(kxfer *x) {
-  x->attempt = 0;
-  kxfer_launch(x);
-}
-
-static void retry_fire(evutil_socket_t fd, short what, void *arg) {
-  (void)fd, (void)what;
-  kxfer *x = arg;
-  x->c->stats.retries++;
-  kxfer_launch(x);
-}
-
-/* Decide whether a finished non-streaming transfer is tried again; if so,
- * schedule it and return true. */
-static bool maybe_retry(kxfer *x) {
-  kube_client *c = x->c;
-  if (x->streaming || c->closing) return false;
-  if (x->rc == CURLE_OK && x->status == 401 && c->cfg.token_file && !x->retried_401) {
-    x->retried_401 = true;
-    refresh_token(c, true);
-    kxfer_launch(x);
-    return true;
-  }
-  if (c->opts.max_retries <= 0 || x->attempt >= c->opts.max_retries) return false;
-  int delay = -1;
-  if (x->rc != CURLE_OK) {
-    bool not_sent = x->rc == CURLE_COULDNT_CONNECT || x->rc == CURLE_COULDNT_RESOLVE_HOST;
-    if (x->idempotent || not_sent) delay = kube_backoff_ms(c, x->attempt);
-  } else if (x->status == 429 || ((x->status == 503 || x->status == 504) && x->retry_after[0])) {
-    double ra = -1;
-    if (x->retry_after[0]) {
-      char *end = NULL;
-      ra = strtod(x->retry_after, &end);
-      if (end == x->retry_after || ra < 0) ra = -1;
-    }
-    if (ra < 0) {
-      /* a Status with details.retryAfterSeconds */
-      kv_parse_error pe;
-      kv *b = x->resp.len ? kv_json_parse(x->resp.p, x->resp.len, &pe) : NULL;
-      kube_error e = {0};
-      kube_error_from_status(&e, (int)x->status, b, NULL);
-      ra = e.retry_after;
-      kube_error_clear(&e);
-      kv_unref(b);
-    }
-    delay = ra >= 0 ? (int)(ra * 1000) : kube_backoff_ms(c, x->attempt);
-    if (delay > c->opts.retry_after_cap_ms) delay = c->opts.retry_after_cap_ms;
-  }
-  if (delay < 0) return false;
-  x->attempt++;
-  kxfer_detach_easy(x);
-  if (!x->retry_ev) {
-    x->retry_ev = evtimer_new(c->base, retry_fire, x);
-    if (!x->retry_ev) kv_oom();
-  }
-  struct timeval tv = tv_ms(delay);
-  evtimer_add(x->retry_ev, &tv);
-  return true;
-}
-
-static void engine_process(kube_client *c) {
-  /* streaming data first, in arrival order is not needed: each transfer's
-   * own bytes stay ordered */
-  while (c->dirty) {
-    kxfer *x = c->dirty;
-    c->dirty = x->dnext;
-    x->dnext = NULL;
-    x->dirty = false;
-    if (x->data) x->data(x); /* may free x or others */
-  }
-  CURLMsg *msg;
-  int left = 0;
-  while ((msg = curl_multi_info_read(c->multi, &left))) {
-    if (msg->msg != CURLMSG_DONE) continue;
-    CURL *e = msg->easy_handle;
-    CURLcode rc = msg->data.result;
-    kxfer *x = NULL;
-    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
-    if (!x) continue;
-    x->rc = rc;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &x->status);
-    long conns = 0, ver = 0;
-    curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
-    curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &ver);
-    c->stats.connections += (uint64_t)conns;
-    if (ver == CURL_HTTP_VERSION_2_0 && x->status) c->stats.http2++;
-    curl_multi_remove_handle(c->multi, e);
-    x->in_multi = false;
-    if (c->stats.in_flight) c->stats.in_flight--;
-    dirty_remove(c, x);
-    if (maybe_retry(x)) continue;
-    x->done(x); /* the owner frees x */
-  }
-}
-
-void kxfer_error(const kxfer *x, const kv *body, kube_error *err) {
-  kube_error_clear(err);
-  if (x->rc != CURLE_OK) {
-    kube_error_set(err, KUBE_ERR_TRANSPORT, "%s %s%s: %s", x->method, x->c->url_base, x->path,
-                   x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->rc));
-    return;
-  }
-  if (x->status >= 200 && x->status < 300) return;
-  kube_error_from_status(err, (int)x->status, body, x->retry_after[0] ? x->retry_after : NULL);
-}
-
-/* ======================================================================
  * Client lifecycle
  * ====================================================================== */
 
@@ -528,8 +156,6 @@ static void cfg_clear(kube_config *c) {
   memset(c, 0, sizeof *c);
 }
 
-static int curl_users = 0;
-
 kube_client *kube_client_new(struct event_base *base, const kube_config *cfg,
                              const kube_client_options *opts, kube_error *err) {
   if (err) kube_error_clear(err);
@@ -537,22 +163,6 @@ kube_client *kube_client_new(struct event_base *base, const kube_config *cfg,
     if (err) kube_error_set(err, KUBE_ERR_USAGE, "kube_client_new: no event base or server");
     return NULL;
   }
-  CURLU *u = curl_url();
-  char *scheme = NULL, *host = NULL, *port = NULL;
-  if (!u || curl_url_set(u, CURLUPART_URL, cfg->server, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-    if (err) kube_error_set(err, KUBE_ERR_CONFIG, "server \"%s\" is not a URL", cfg->server);
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_url_cleanup(u);
-    return NULL;
-  }
-  char *upath = NULL;
-  curl_url_get(u, CURLUPART_PATH, &upath, 0);
-  if (curl_users++ == 0) curl_global_init(CURL_GLOBAL_DEFAULT);
   kube_client *c = calloc(1, sizeof *c);
   if (!c) kv_oom();
   c->base = base;
@@ -571,61 +181,16 @@ kube_client *kube_client_new(struct event_base *base, const kube_config *cfg,
   c->user_agent = xstrdup(opts && opts->user_agent ? opts->user_agent : "koreo/0.1");
   c->opts.user_agent = c->user_agent;
   c->rand_state = (unsigned)(kube_now_ms() ^ (intptr_t)c);
-  /* a server path prefix (https://host/prefix) is kept in url_base */
-  const char *prefix = upath && strcmp(upath, "/") != 0 ? upath : "";
-  size_t pl = strlen(prefix);
-  while (pl && prefix[pl - 1] == '/')
-    pl--;
-  bool v6 = strchr(host, ':') != NULL;
-  if (c->cfg.tls_server_name && *c->cfg.tls_server_name) {
-    /* verify (and send SNI for) tls-server-name while connecting to the
-     * server's real address */
-    if (asprintf(&c->url_base, "%s://%s:%s%.*s", scheme, c->cfg.tls_server_name, port, (int)pl,
-                 prefix) < 0)
-      kv_oom();
-    char *map = NULL;
-    if (asprintf(&map, "%s:%s:%s%s%s:%s", c->cfg.tls_server_name, port, v6 ? "[" : "", host,
-                 v6 ? "]" : "", port) < 0)
-      kv_oom();
-    c->connect_to = curl_slist_append(NULL, map);
-    free(map);
-  } else {
-    if (asprintf(&c->url_base, "%s://%s%s%s:%s%.*s", scheme, v6 && host[0] != '[' ? "[" : "", host,
-                 v6 && host[0] != '[' ? "]" : "", port, (int)pl, prefix) < 0)
-      kv_oom();
-  }
-  curl_free(scheme);
-  curl_free(host);
-  curl_free(port);
-  curl_free(upath);
-  curl_url_cleanup(u);
-  if (c->cfg.token_file)
-    refresh_token(c, true);
-  else if (c->cfg.token && *c->cfg.token) {
-    if (asprintf(&c->auth_header, "Authorization: Bearer %s", c->cfg.token) < 0) kv_oom();
+  if (kube_transport_init(c, err) != 0) {
+    kube_transport_free(c);
+    free(c->url_base);
+    free(c->user_agent);
+    cfg_clear(&c->cfg);
+    free(c);
+    return NULL;
   }
   c->disc = kube_discovery_new();
-  c->multi = curl_multi_init();
-  c->timer_ev = evtimer_new(base, ev_timer_cb, c);
-  if (!c->multi || !c->timer_ev) kv_oom();
-  curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
-  curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-  curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-  curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-  curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-  /* a connection limit (requests queue beyond it over HTTP/1.1), and a
-   * cache that keeps that many idle connections for reuse: libcurl's
-   * default cache follows the number of transfers in flight and closes
-   * connections (each a new TLS handshake later) when a burst ends */
-  kube_client_watch_slots(c, 0);
   return c;
-}
-
-void kube_client_watch_slots(kube_client *c, int delta) {
-  c->n_watches += delta;
-  long limit = (long)c->opts.max_connections + c->n_watches;
-  curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, limit);
-  curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, limit + 8);
 }
 
 struct event_base *kube_client_base(const kube_client *c) {
@@ -633,7 +198,11 @@ struct event_base *kube_client_base(const kube_client *c) {
 }
 const kube_config *kube_client_config(const kube_client *c) { return &c->cfg; }
 kube_discovery *kube_client_discovery(kube_client *c) { return c->disc; }
-kube_client_stats kube_client_get_stats(const kube_client *c) { return c->stats; }
+kube_client_stats kube_client_get_stats(const kube_client *c) {
+  kube_client_stats s = c->stats;
+  s.open = (uint64_t)c->n_conns;
+  return s;
+}
 
 static void ev_flag_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what;
@@ -746,7 +315,7 @@ static void kfetch_done(kxfer *x) {
   kube_client *c = f->c;
   kube_error err = {0};
   kv *body = NULL;
-  if (x->rc == CURLE_OK && x->status == 200) {
+  if (x->rc == KXFER_OK && x->status == 200) {
     kv_parse_error pe;
     body = kv_json_parse(x->resp.p ? x->resp.p : "", x->resp.len, &pe);
     if (!body)
@@ -754,7 +323,7 @@ static void kfetch_done(kxfer *x) {
                      f->api_version, pe.msg);
     else if (kube_discovery_add_list(c->disc, body, kube_now_ms(), &err) != 0)
       prefix_msg(&err, "discovery of ", f->api_version);
-  } else if (x->rc == CURLE_OK && x->status == 404) {
+  } else if (x->rc == KXFER_OK && x->status == 404) {
     kube_discovery_add_missing(c->disc, f->api_version, kube_now_ms());
   } else {
     kv_parse_error pe;
@@ -1033,7 +602,7 @@ static void kop_http_done(kxfer *x) {
   o->x = NULL;
   o->res.http_status = (int)x->status;
   kv *body = NULL;
-  if (x->rc == CURLE_OK && x->resp.len) {
+  if (x->rc == KXFER_OK && x->resp.len) {
     kv_parse_error pe;
     body = kv_json_parse(x->resp.p, x->resp.len, &pe);
     if (!body && x->status >= 200 && x->status < 300 && !o->raw) {
@@ -1422,14 +991,10 @@ void kube_client_free(kube_client *c) {
   }
   while (c->active)
     kxfer_free(c->active);
-  curl_multi_cleanup(c->multi);
-  event_free(c->timer_ev);
+  kube_transport_free(c);
   kube_discovery_free(c->disc);
-  curl_slist_free_all(c->connect_to);
   free(c->url_base);
-  free(c->auth_header);
   free(c->user_agent);
   cfg_clear(&c->cfg);
   free(c);
-  if (--curl_users == 0) curl_global_cleanup();
 }

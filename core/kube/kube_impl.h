@@ -1,14 +1,15 @@
 /*
  * core/kube/kube_impl.h: what the client's files share internally: the HTTP
- * transfer engine (one curl easy handle per attempt, a curl multi handle
- * driven by the client's libevent loop) and the client structure.  Not a
- * public header.
+ * transfer engine (core/kube/transport.c: a pool of kept-alive HTTP/1.1
+ * connections, each a libevent evhttp_connection over a bufferevent_openssl,
+ * on the client's libevent loop) and the client structure.  Not a public
+ * header.
  */
 #ifndef KOREO_KUBE_IMPL_H
 #define KOREO_KUBE_IMPL_H
 
-#include <curl/curl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "koreo/kube.h"
 
@@ -22,17 +23,26 @@ void kbuf_addf(kbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
 void kbuf_free(kbuf *b);
 
 typedef struct kxfer kxfer;
+typedef struct kconn kconn;
 typedef void (*kxfer_fn)(kxfer *x);
+
+/* How a transfer ended (kxfer.rc). */
+typedef enum kxfer_rc {
+  KXFER_OK = 0,   /* an answer arrived (any HTTP status: see kxfer.status) */
+  KXFER_TIMEOUT,  /* the transfer's time limit passed */
+  KXFER_NOT_SENT, /* no connection could be made: the request never left */
+  KXFER_FAILED,   /* the connection failed during the exchange */
+} kxfer_rc;
 
 /* One HTTP exchange.  The owner sets `done` (and `data` when streaming)
  * and frees the transfer with kxfer_free from `done` or later.  A
  * non-streaming transfer is retried by the engine (429/503 with
- * Retry-After, transport failures of idempotent requests, one 401 after a
- * rotated token) before `done` runs. */
+ * Retry-After, transport failures of idempotent requests, requests that
+ * never left, one 401 after a rotated token) before `done` runs.  Owner
+ * callbacks run from the engine's own deferred event, never from inside
+ * libevent's HTTP code, so they may start, stop and free transfers. */
 struct kxfer {
   kube_client *c;
-  CURL *easy;
-  struct curl_slist *headers;
   char *method; /* "GET", "POST", "PUT", "PATCH", "DELETE" */
   char *path;   /* path + query, appended to the server URL */
   char *content_type;
@@ -40,21 +50,29 @@ struct kxfer {
   size_t body_len;
   bool streaming;
   bool idempotent;
-  int timeout_ms; /* 0: the client's request timeout */
+  int timeout_ms; /* 0: the client's request timeout (none when streaming) */
   /* answer */
   kbuf resp;
-  long status;
-  char retry_after[32];
-  CURLcode rc;
-  char errbuf[CURL_ERROR_SIZE];
+  long status;          /* HTTP status, set when the answer's headers arrive */
+  char retry_after[32]; /* the Retry-After header, or "" */
+  kxfer_rc rc;
+  char errbuf[256]; /* why, when rc != KXFER_OK */
   int attempt;
-  bool in_multi, dirty, retried_401;
+  bool retried_401;
+  /* engine state (transport.c) */
+  struct evhttp_request *req; /* the attempt in flight, or NULL */
+  kconn *conn;                /* its connection, or NULL */
+  bool queued, finished, dirty, got_headers, failed_cb;
+  bool counted; /* counted in stats.in_flight */
+  int ev_error; /* enum evhttp_request_error from the error callback, or -1 */
   int64_t started_ms;
-  struct event *retry_ev;
+  struct event *retry_ev, *timeout_ev;
   kxfer_fn done, data;
   void *owner;
-  kxfer *next, *prev; /* client's active list */
-  kxfer *dnext;       /* dirty list */
+  kxfer *next, *prev; /* client's list of live transfers */
+  kxfer *qnext;       /* waiting for a connection */
+  kxfer *fnext;       /* finished, waiting for `done` */
+  kxfer *dnext;       /* streaming data waiting for `data` */
 };
 
 /* Create (not started).  Strings copied; body copied (may be NULL). */
@@ -62,12 +80,20 @@ kxfer *kxfer_new(kube_client *c, const char *method, const char *path, const cha
                  const char *body, size_t body_len, kxfer_fn done, void *owner);
 /* Start the first attempt. */
 void kxfer_start(kxfer *x);
-/* Stop (if running) and free; `done` is not called.  Safe outside curl
- * callbacks only (the engine never calls owners from inside them). */
+/* Stop (if running) and free; `done` is not called. */
 void kxfer_free(kxfer *x);
 /* The error for a finished transfer (transport or HTTP); KUBE_OK for 2xx.
  * `body` is the decoded answer or NULL. */
 void kxfer_error(const kxfer *x, const kv *body, kube_error *err);
+
+/* The transport's part of kube_client_new / kube_client_free: parse the
+ * server URL, build the TLS context (CA, client certificate and key from
+ * the configuration), create the engine's events.  0, or -1 with err
+ * (KUBE_ERR_CONFIG: not a URL, unreadable PEM data). */
+int kube_transport_init(kube_client *c, kube_error *err);
+/* Close every connection and free what kube_transport_init made (after
+ * every transfer was freed). */
+void kube_transport_free(kube_client *c);
 
 typedef struct kop kop;
 typedef struct kfetch kfetch;
@@ -77,18 +103,30 @@ struct kube_client {
   kube_config cfg; /* deep copy */
   kube_client_options opts;
   char *user_agent;
-  char *url_base;                /* scheme://host:port used in URLs */
-  struct curl_slist *connect_to; /* tls-server-name mapping, or NULL */
-  CURLM *multi;
-  struct event *timer_ev;
+  char *url_base; /* scheme://host:port[/prefix], for messages */
+  /* transport (transport.c) */
+  bool tls;
+  char *host; /* where to connect (name or IP address, no brackets) */
+  int port;
+  char *host_header; /* Host: (tls-server-name when set) */
+  char *verify_name; /* the name or IP address the certificate must carry */
+  char *prefix;      /* a server path prefix ("" or "/prefix") */
+  SSL_CTX *ssl_ctx;
+  struct evdns_base *dns; /* for servers named by host name, else NULL */
+  kconn *conns;
+  int n_conns;
+  uint64_t idle_seq;
+  kxfer *wait_head, *wait_tail; /* waiting for a connection */
+  kxfer *finished;
+  kxfer *dirty;
+  struct event *process_ev, *idle_ev;
   kube_discovery *disc;
   kxfer *active;
-  kxfer *dirty;
   kop *ops;
   kfetch *fetches;
   kube_watch *watches;
   kube_client_stats stats;
-  char *auth_header;
+  char *auth_header; /* the bearer token, or NULL */
   int64_t token_checked_ms;
   struct timespec token_mtime;
   bool closing;

@@ -1,6 +1,6 @@
 /*
  * core/kube/ops.c: the core's "kube operations" interface (koreo/kube_ops.h)
- * implemented with the libcurl client (koreo/kube.h, "The core's kube
+ * implemented with the kube client (koreo/kube.h, "The core's kube
  * operations"): a Koreo run's kube_request (get / create / merge patch /
  * delete) becomes a client request, and its answer a kube_response with
  * the statuses spec 5.2-5.8 distinguish.  Asynchronous

@@ -613,9 +613,7 @@ static void w_after(kube_watch *w, wnext next) {
 
 static void w_on_data(kxfer *x) {
   kube_watch *w = x->owner;
-  long status = 0;
-  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-  if (status != 200) return; /* an error answer: decoded when it ends */
+  if (x->status != 200) return; /* an error answer: decoded when it ends */
   wnext next = w_parse(w, x);
   w_after(w, next);
   w_release(w);
@@ -624,7 +622,7 @@ static void w_on_data(kxfer *x) {
 static void w_on_done(kxfer *x) {
   kube_watch *w = x->owner;
   wnext next = NEXT_NONE;
-  if (x->rc == CURLE_OK && x->status == 200) next = w_parse(w, x);
+  if (x->rc == KXFER_OK && x->status == 200) next = w_parse(w, x);
   if (w->stopped || next != NEXT_NONE) {
     w_after(w, next);
     w_release(w);
@@ -632,9 +630,9 @@ static void w_on_done(kxfer *x) {
   }
   w->x = NULL;
   kube_error err = {0};
-  if (x->rc != CURLE_OK) {
+  if (x->rc != KXFER_OK) {
     kxfer_error(x, NULL, &err);
-    bool client_timeout = x->rc == CURLE_OPERATION_TIMEDOUT && w->got_event;
+    bool client_timeout = x->rc == KXFER_TIMEOUT && w->got_event;
     kxfer_free(x);
     if (client_timeout)
       w_schedule(w, ACT_WATCH, 0);

@@ -27,7 +27,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DKOREO_TESTS=OFF \
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      ca-certificates libcjson1 libyaml-0-2 libpcre2-8-0 libcurl4 \
+      ca-certificates libcjson1 libyaml-0-2 libpcre2-8-0 \
       libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libprotobuf-c1 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 65532 koreo \

@@ -1,5 +1,6 @@
 /*
- * koreo/kube.h: the Kubernetes API client (libcurl, driven by libevent).
+ * koreo/kube.h: the Kubernetes API client (libevent's HTTP client over
+ * OpenSSL, on the caller's libevent loop).
  *
  * Four parts, one header:
  *  - configuration: a kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config;
@@ -11,11 +12,11 @@
  *    server-side apply, delete, subresources) and watches (resume from the
  *    last resourceVersion, bookmarks, re-list on 410 Gone, reconnect with
  *    capped exponential backoff and jitter), all asynchronous on ONE
- *    libevent loop that the caller owns: a curl multi handle is driven by
- *    the loop's socket and timer events, so any number of requests and
- *    watches share the loop and libcurl's connection cache (HTTP/2 streams
- *    multiplexed on one connection when the server offers h2 by ALPN,
- *    kept-alive HTTP/1.1 connections otherwise).
+ *    libevent loop that the caller owns: any number of requests and
+ *    watches share the loop and a small pool of kept-alive HTTP/1.1
+ *    connections over TLS (core/kube/transport.c; each running watch holds
+ *    one connection of its own).  HTTP/2 is not spoken: a libevent client
+ *    is what keeps the agent small (docs/agent-footprint.md).
  *
  * Threading: a client belongs to the thread that runs its event loop.
  * Callbacks are always called from the loop, never from inside the call
@@ -244,15 +245,15 @@ typedef struct kube_client_options {
   int backoff_max_ms;     /* its cap; 0 -> 30000 */
   int watch_timeout_s;    /* timeoutSeconds asked for each watch call;
                              0 -> random in [300, 600) as client-go does */
-  int max_connections;    /* connections to the server for requests (over
-                             HTTP/1.1 a burst queues beyond this); each
-                             running watch gets one more; 0 -> 32 */
-  bool http1_only;        /* never negotiate HTTP/2 */
+  int max_connections;    /* connections to the server for requests (a
+                             burst queues beyond this); each running watch
+                             gets one more; 0 -> 32.  Idle ones beyond 2
+                             close after 2 s, the rest after 90 s */
   const char *user_agent; /* NULL -> "koreo/0.1" (copied) */
 } kube_client_options;
 
 /* A client for `cfg` (copied) on the caller's loop `base` (borrowed: it
- * must outlive the client).  NULL + err (CONFIG) when libcurl cannot be
+ * must outlive the client).  NULL + err (CONFIG) when the transport cannot be
  * set up with that configuration. */
 kube_client *kube_client_new(struct event_base *base, const kube_config *cfg,
                              const kube_client_options *opts, kube_error *err);
@@ -269,9 +270,9 @@ typedef struct kube_client_stats {
   uint64_t requests;    /* HTTP requests sent (retries and discovery included) */
   uint64_t retries;     /* automatic retries */
   uint64_t discoveries; /* discovery fetches */
-  uint64_t connections; /* TCP connections opened by libcurl */
+  uint64_t connections; /* connections opened (TCP, and TLS for https) */
+  uint64_t open;        /* connections open now (idle ones included) */
   uint64_t in_flight;   /* HTTP transfers running now (watches included) */
-  uint64_t http2;       /* answers received over HTTP/2 */
 } kube_client_stats;
 kube_client_stats kube_client_get_stats(const kube_client *c);
 

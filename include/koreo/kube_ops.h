@@ -7,7 +7,7 @@
  * kube_response (see eval.h: koreo_run).  Whoever answers decides how:
  *   - the FunctionTest mock API of spec 7.3 (core/ftest),
  *   - the in-memory cluster below (koreoctl run --dry-run, tests),
- *   - the agent's libcurl client, the control plane's dispatcher.
+ *   - the agent's kube client, the control plane's dispatcher.
  * A synchronous responder is a kube_ops table; koreo_run_sync() (eval.h)
  * drives a run with one.
  *

@@ -1132,6 +1132,26 @@ static void test_concurrency(void **state) {
    * and reused */
   if (st.connections - conns0 > 32)
     fail_msg("%llu connections", (unsigned long long)(st.connections - conns0));
+  /* once the burst is over the pool shrinks by itself: idle connections
+   * beyond two close after 2 s (no request, no watch is running) */
+  if (st.open <= 2)
+    fail_msg("only %llu connections open after the burst", (unsigned long long)st.open);
+  WAIT_FOR(kube_client_get_stats(cli).open <= 2, 6000);
+  /* and what is left is reused, not reopened */
+  uint64_t before = kube_client_get_stats(cli).connections;
+  kube_result r;
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(kube_send_sync(cli,
+                                    &(kube_req){.op = KUBE_OP_GET,
+                                                .api_version = "v1",
+                                                .kind = "ConfigMap",
+                                                .namespace_ = "many",
+                                                .name = "m000"},
+                                    &r),
+                     0);
+    kube_result_clear(&r);
+  }
+  assert_int_equal(kube_client_get_stats(cli).connections, before);
 }
 
 int main(int argc, char **argv) {

@@ -780,15 +780,54 @@ static void test_watch_stop_inside_callback(void **state) {
   server_stop();
 }
 
+/* A server that takes connections into its backlog but never answers (a
+ * hung API server, a black-holing load balancer): the TLS handshake never
+ * completes, and the connect time limit ends the request: a transport
+ * error that says so, well before the request time limit, and the request
+ * (never sent) is tried again even though it is a POST. */
+static void test_connect_timeout(void **state) {
+  (void)state;
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof a;
+  assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(s, 16), 0);
+  assert_int_equal(getsockname(s, (struct sockaddr *)&a, &al), 0);
+  base = event_base_new();
+  char server[64];
+  snprintf(server, sizeof server, "https://127.0.0.1:%d", ntohs(a.sin_port));
+  kube_config cfg = {.server = server, .namespace_ = "default", .insecure = true};
+  kube_client_options o = {.connect_timeout_ms = 300,
+                           .request_timeout_ms = 20000,
+                           .max_retries = 1,
+                           .backoff_min_ms = 10,
+                           .backoff_max_ms = 10};
+  kube_error e = {0};
+  cli = kube_client_new(base, &cfg, &o, &e);
+  assert_non_null(cli);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  kube_result r;
+  assert_int_equal(kube_send_raw_sync(cli, "POST", "/api/v1/namespaces", NULL, &r), -1);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  assert_int_equal(r.err.code, KUBE_ERR_TRANSPORT);
+  if (!strstr(r.err.message, "timed out")) fail_msg("message: %s", r.err.message);
+  assert_true(el >= 0.55 && el < 5.0); /* two attempts of 300 ms, not 20 s */
+  kube_client_stats st = kube_client_get_stats(cli);
+  assert_int_equal(st.retries, 1);
+  assert_int_equal(st.connections, 2);
+  kube_result_clear(&r);
+  client_close();
+  close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_get_discovery_cached),
-      cmocka_unit_test(test_request_shapes),
-      cmocka_unit_test(test_retries),
-      cmocka_unit_test(test_token_rotation),
-      cmocka_unit_test(test_many_in_flight),
-      cmocka_unit_test(test_watch_machine),
-      cmocka_unit_test(test_watch_stop_inside_callback),
+      cmocka_unit_test(test_connect_timeout), cmocka_unit_test(test_get_discovery_cached),
+      cmocka_unit_test(test_request_shapes),  cmocka_unit_test(test_retries),
+      cmocka_unit_test(test_token_rotation),  cmocka_unit_test(test_many_in_flight),
+      cmocka_unit_test(test_watch_machine),   cmocka_unit_test(test_watch_stop_inside_callback),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
