@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,6 +327,10 @@ int main(int argc, char **argv) {
   }
   o.def_paths = defs;
   o.n_def_paths = ndefs;
+  /* the TLS library in use: linked into the executable in Release builds
+   * (KOREO_AGENT_STATIC_TLS), so image scanners may not see it */
+  agent_log(AGENT_INFO, "koreo-agent 0.1.0 (%s, libevent %s)", OpenSSL_version(OPENSSL_VERSION),
+            event_get_version());
   health h = {0};
   struct evhttp *http = NULL;
   int rc = 0;

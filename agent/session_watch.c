@@ -25,7 +25,8 @@ typedef struct trig {
   struct trig *next;
   kindw *k;
   char *ns, *name, *fp;
-  kv *obj;   /* last object seen (owned ref) */
+  kv *obj;   /* a deleted trigger's last object until sent (owned ref);
+                NULL otherwise: the watch's compact cache has the object */
   int dirty; /* 0 clean, else the pending EventType */
 } trig;
 
@@ -50,13 +51,22 @@ static void trig_free(trig *t) {
   free(t);
 }
 
-static void fill_ref(Koreo__Agent__V1__ObjectRef *r, const trig *t) {
+/* The trigger's current object (a new reference) or NULL: the tombstone
+ * of a deleted one, else a parse of the watch's cached text. */
+static kv *trig_obj(const trig *t) {
+  if (t->obj) return kv_ref(t->obj);
+  return t->k->watch ? kube_watch_get_copy(t->k->watch, t->ns, t->name) : NULL;
+}
+
+/* The ObjectRef of t whose current object is `obj` (may be NULL; r
+ * borrows its strings). */
+static void fill_ref(Koreo__Agent__V1__ObjectRef *r, const trig *t, const kv *obj) {
   r->api_version = t->k->api_version;
   r->kind = t->k->kind;
   r->namespace_ = t->ns;
   r->name = t->name;
-  const char *uid = t->obj ? kube_obj_meta(t->obj, "uid") : NULL;
-  const char *rv = t->obj ? kube_obj_meta(t->obj, "resourceVersion") : NULL;
+  const char *uid = obj ? kube_obj_meta(obj, "uid") : NULL;
+  const char *rv = obj ? kube_obj_meta(obj, "resourceVersion") : NULL;
   r->uid = (char *)(uid ? uid : "");
   r->resource_version = (char *)(rv ? rv : "");
 }
@@ -76,8 +86,9 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg) {
       Koreo__Agent__V1__Envelope e = KOREO__AGENT__V1__ENVELOPE__INIT;
       Koreo__Agent__V1__TriggerEvent te = KOREO__AGENT__V1__TRIGGER_EVENT__INIT;
       Koreo__Agent__V1__ObjectRef r = KOREO__AGENT__V1__OBJECT_REF__INIT;
-      fill_ref(&r, t);
-      char *json = t->obj ? kv_json_write(t->obj, 0, NULL) : NULL;
+      kv *obj = trig_obj(t);
+      fill_ref(&r, t, obj);
+      char *json = obj ? kv_json_write(obj, 0, NULL) : NULL;
       te.type = (Koreo__Agent__V1__EventType)t->dirty;
       te.object_ref = &r;
       te.object_json.data = (uint8_t *)json;
@@ -91,6 +102,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg) {
       else
         fprintf(stderr, "koreo-agent: trigger %s %s/%s: %s\n", t->k->kind, t->ns, t->name, err.msg);
       free(json);
+      kv_unref(obj);
       bool deleted = t->dirty == KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_DELETED;
       t->dirty = 0;
       if (deleted) {
@@ -143,10 +155,8 @@ static void on_watch(void *ud, const kube_watch_event *ev) {
   if (!fp) return;
   if (t && t->fp && strcmp(t->fp, fp) == 0 &&
       t->dirty != KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_DELETED) {
-    free(fp); /* status-only change or Koreo's own annotation */
-    kv_unref(t->obj);
-    t->obj = kv_ref(ev->object);
-    return;
+    free(fp); /* status-only change or Koreo's own annotation: the */
+    return;   /* watch's cache has the new object */
   }
   int type = KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_MODIFIED;
   if (!t) {
@@ -163,8 +173,8 @@ static void on_watch(void *ud, const kube_watch_event *ev) {
   }
   free(t->fp);
   t->fp = fp;
-  if (t->obj) kv_unref(t->obj);
-  t->obj = kv_ref(ev->object);
+  kv_unref(t->obj); /* a tombstone no more: the watch's cache has it */
+  t->obj = NULL;
   mark(w, t, type);
 }
 
@@ -225,7 +235,7 @@ size_t ksw_apply(ksw *w, const Koreo__Agent__V1__WatchSet *ws) {
     kube_watch_opts o = {.api_version = k->api_version,
                          .kind = k->kind,
                          .drop_managed_fields = true,
-                         .share_strings = true};
+                         .compact_json = true};
     kube_error err = {0};
     k->watch = kube_watch_start(w->kc, &o, on_watch, k, &err);
     if (!k->watch)
@@ -252,15 +262,22 @@ void ksw_snapshot(ksw *w) {
   Koreo__Agent__V1__TriggerObject **ptrs = calloc(n ? n : 1, sizeof *ptrs);
   Koreo__Agent__V1__ObjectRef *refs = calloc(n ? n : 1, sizeof *refs);
   char **jsons = calloc(n ? n : 1, sizeof *jsons);
-  if (!objs || !ptrs || !refs || !jsons) goto out;
+  char **uids = calloc(n ? n : 1, sizeof *uids), **rvs = calloc(n ? n : 1, sizeof *rvs);
+  if (!objs || !ptrs || !refs || !jsons || !uids || !rvs) goto out;
   size_t i = 0;
   for (trig *t = w->trigs; t; t = t->next) {
     if (t->dirty == KOREO__AGENT__V1__EVENT_TYPE__EVENT_TYPE_DELETED) continue; /* sent below */
     t->dirty = 0; /* the snapshot carries its current object */
     koreo__agent__v1__trigger_object__init(&objs[i]);
     koreo__agent__v1__object_ref__init(&refs[i]);
-    fill_ref(&refs[i], t);
-    jsons[i] = t->obj ? kv_json_write(t->obj, 0, NULL) : NULL;
+    kv *obj = trig_obj(t);
+    fill_ref(&refs[i], t, obj);
+    jsons[i] = obj ? kv_json_write(obj, 0, NULL) : NULL;
+    uids[i] = kv_asprintf("%s", refs[i].uid); /* refs borrow from obj */
+    rvs[i] = kv_asprintf("%s", refs[i].resource_version);
+    refs[i].uid = uids[i];
+    refs[i].resource_version = rvs[i];
+    kv_unref(obj);
     objs[i].object_ref = &refs[i];
     objs[i].object_json.data = (uint8_t *)jsons[i];
     objs[i].object_json.len = jsons[i] ? strlen(jsons[i]) : 0;
@@ -285,6 +302,12 @@ void ksw_snapshot(ksw *w) {
 out:
   for (size_t k = 0; jsons && k < n; k++)
     free(jsons[k]);
+  for (size_t k = 0; uids && rvs && k < n; k++) {
+    free(uids[k]);
+    free(rvs[k]);
+  }
+  free(uids);
+  free(rvs);
   free(jsons);
   free(refs);
   free(ptrs);

@@ -87,17 +87,19 @@ struct kindwatch { /* one watched trigger kind */
   kindwatch *next;
 };
 
-struct trig { /* one trigger object */
+struct trig { /* one trigger object: one allocation (trig_new) */
   kindwatch *kw;
-  char *ns, *name; /* ns "" for cluster-scoped */
-  char *fp;        /* change fingerprint (spec 6.11) */
-  struct event *timer;
+  const char *ns, *name; /* in the same block; ns "" for cluster-scoped */
+  uint64_t fp[2];        /* digest of the change fingerprint (spec 6.11) */
+  int64_t due_ms;        /* when scheduled: monotonic time of the next run */
+  size_t hidx;           /* 1 + its index in the agent's timer heap; 0: not
+                            scheduled */
   runctx *running;
-  bool dirty;  /* changed while a run was in flight */
-  bool queued; /* waiting in the agent's run queue */
   trig *qnext;
-  int failures; /* consecutive failed runs/writes (backoff exponent) */
   trig *next;
+  int failures; /* consecutive failed runs/writes (backoff exponent) */
+  bool dirty;   /* changed while a run was in flight */
+  bool queued;  /* waiting in the agent's run queue */
 };
 
 struct runctx { /* one Workflow run in flight */
@@ -135,6 +137,11 @@ struct agent_standalone {
   kindwatch *kinds;
   struct event *reload_timer;
   struct event *trim_timer; /* returns freed heap to the OS once idle */
+  /* the triggers' timers: a binary min-heap on due_ms under one libevent
+   * timer (a struct event per trigger would cost 128 bytes each) */
+  trig **heap;
+  size_t nheap, capheap;
+  struct event *due_timer;
   unsigned seed;
   bool closing; /* agent_standalone_free is running: drop late answers */
   /* counters */
@@ -161,9 +168,84 @@ static void defgen_unref(defgen *g) {
   }
 }
 
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void heap_set(agent_standalone *a, size_t i, trig *t) {
+  a->heap[i] = t;
+  t->hidx = i + 1;
+}
+
+static void heap_up(agent_standalone *a, size_t i) {
+  trig *t = a->heap[i];
+  while (i > 0 && a->heap[(i - 1) / 2]->due_ms > t->due_ms) {
+    heap_set(a, i, a->heap[(i - 1) / 2]);
+    i = (i - 1) / 2;
+  }
+  heap_set(a, i, t);
+}
+
+static void heap_down(agent_standalone *a, size_t i) {
+  trig *t = a->heap[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= a->nheap) break;
+    if (c + 1 < a->nheap && a->heap[c + 1]->due_ms < a->heap[c]->due_ms) c++;
+    if (a->heap[c]->due_ms >= t->due_ms) break;
+    heap_set(a, i, a->heap[c]);
+    i = c;
+  }
+  heap_set(a, i, t);
+}
+
+/* Arm the agent's one timer for the earliest trigger (or disarm it). */
+static void heap_arm(agent_standalone *a) {
+  if (!a->nheap) {
+    evtimer_del(a->due_timer);
+    return;
+  }
+  int64_t d = a->heap[0]->due_ms - mono_ms();
+  if (d < 0) d = 0;
+  struct timeval tv = {(time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000)};
+  evtimer_add(a->due_timer, &tv);
+}
+
+/* Take t off the timer heap (if scheduled). */
+static void unschedule(trig *t) {
+  if (!t->hidx) return;
+  agent_standalone *a = t->kw->a;
+  size_t i = t->hidx - 1;
+  t->hidx = 0;
+  trig *last = a->heap[--a->nheap];
+  if (i < a->nheap) {
+    a->heap[i] = last;
+    last->hidx = i + 1;
+    if (i > 0 && a->heap[(i - 1) / 2]->due_ms > last->due_ms)
+      heap_up(a, i);
+    else
+      heap_down(a, i);
+  }
+  if (i == 0) heap_arm(a);
+}
+
+/* Run t in `ms` milliseconds (replacing any earlier schedule). */
 static void schedule(trig *t, int64_t ms) {
-  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-  evtimer_add(t->timer, &tv);
+  agent_standalone *a = t->kw->a;
+  unschedule(t);
+  if (a->nheap == a->capheap) {
+    size_t cap = a->capheap ? a->capheap * 2 : 64;
+    trig **h = realloc(a->heap, cap * sizeof *h);
+    if (!h) kv_oom();
+    a->heap = h;
+    a->capheap = cap;
+  }
+  t->due_ms = mono_ms() + ms;
+  a->heap[a->nheap++] = t;
+  heap_up(a, a->nheap - 1);
+  if (t->hidx == 1) heap_arm(a);
 }
 
 /* Doubling backoff from bmin, capped at bmax, plus up to 10% jitter. */
@@ -183,8 +265,10 @@ static void rc_unref(runctx *rc) {
   if (--rc->refs > 0) return;
   agent_standalone *a = rc->a;
   a->n_runs--;
-  if (a->n_runs == 0 && !a->qhead) { /* idle: give memory back in 1 s */
-    struct timeval tv = {1, 0};
+  if (a->n_runs == 0 && !a->qhead) {
+    /* idle: give memory back in 3 s, once the client has closed the
+     * connections of the burst (idle ones beyond 2 close after 2 s) */
+    struct timeval tv = {3, 0};
     evtimer_add(a->trim_timer, &tv);
   }
   if (a->qhead) { /* a slot is free: start the next queued trigger */
@@ -380,9 +464,7 @@ static void selection_error(runctx *rc, const char *reason, const char *msg) {
   rc_unref(rc);
 }
 
-static void trig_fire(evutil_socket_t fd, short what, void *ud) {
-  (void)fd, (void)what;
-  trig *t = ud;
+static void trig_fire(trig *t) {
   kindwatch *kw = t->kw;
   agent_standalone *a = kw->a;
   if (t->running) {
@@ -398,7 +480,8 @@ static void trig_fire(evutil_socket_t fd, short what, void *ud) {
     }
     return;
   }
-  kv *obj = kube_watch_get(kw->w, t->ns, t->name);
+  /* the watch keeps objects as compact text: this is a fresh parse */
+  kv *obj = kube_watch_get_copy(kw->w, t->ns, t->name);
   if (!obj) return;
   runctx *rc = calloc(1, sizeof *rc);
   if (!rc) kv_oom();
@@ -414,7 +497,7 @@ static void trig_fire(evutil_socket_t fd, short what, void *ud) {
   rc->g = a->gen;
   a->gen->refs++;
   rc->ctx.registry = a->gen->reg;
-  rc->obj = kv_ref(obj);
+  rc->obj = obj; /* the run's own */
   t->running = rc;
 
   char group[128], version[64];
@@ -525,11 +608,39 @@ static void trig_free(trig *t) {
     while (*a->qtail)
       a->qtail = &(*a->qtail)->qnext;
   }
-  event_free(t->timer);
-  free(t->ns);
-  free(t->name);
-  free(t->fp);
+  unschedule(t);
   free(t);
+}
+
+/* A trigger (unscheduled) with its names in one block: the struct, then
+ * "ns\0name\0". */
+static trig *trig_new(kindwatch *kw, const char *ns, const char *name) {
+  size_t nsl = strlen(ns), nml = strlen(name);
+  trig *t = calloc(1, sizeof *t + nsl + nml + 2);
+  if (!t) kv_oom();
+  char *names = (char *)(t + 1);
+  memcpy(names, ns, nsl + 1);
+  memcpy(names + nsl + 1, name, nml + 1);
+  t->kw = kw;
+  t->ns = names;
+  t->name = names + nsl + 1;
+  return t;
+}
+
+/* The fingerprint as two independent 64-bit hashes (FNV-1a and a
+ * multiply-xorshift): triggers keep 16 bytes instead of the JSON text.  A
+ * collision would only delay a run until the resync period. */
+static void fingerprint_digest(const kv *obj, uint64_t out[2]) {
+  char *s = fingerprint(obj);
+  uint64_t h1 = 1469598103934665603ull, h2 = 0x9e3779b97f4a7c15ull ^ strlen(s);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    h1 = (h1 ^ *p) * 1099511628211ull;
+    h2 = (h2 + *p) * 0xbf58476d1ce4e5b9ull;
+    h2 ^= h2 >> 31;
+  }
+  free(s);
+  out[0] = h1;
+  out[1] = h2;
 }
 
 static void on_watch(void *ud, const kube_watch_event *ev) {
@@ -562,23 +673,17 @@ static void on_watch(void *ud, const kube_watch_event *ev) {
     }
     return;
   }
-  char *fp = fingerprint(ev->object);
-  if (t && strcmp(t->fp, fp) == 0) { /* status-only or Koreo's own write */
-    free(fp);
+  uint64_t fp[2];
+  fingerprint_digest(ev->object, fp);
+  if (t && t->fp[0] == fp[0] && t->fp[1] == fp[1]) /* status-only or Koreo's own write */
     return;
-  }
   if (!t) {
-    t = calloc(1, sizeof *t);
-    if (!t) kv_oom();
-    t->kw = kw;
-    t->ns = xstrdup(ns);
-    t->name = xstrdup(name);
-    t->timer = evtimer_new(a->base, trig_fire, t);
+    t = trig_new(kw, ns, name);
     t->next = kw->trigs;
     kw->trigs = t;
   }
-  free(t->fp);
-  t->fp = fp;
+  t->fp[0] = fp[0];
+  t->fp[1] = fp[1];
   t->failures = 0;
   if (t->running)
     t->dirty = true;
@@ -622,7 +727,7 @@ static bool want_kind(kdef_definition *d, void *arg) {
   kube_watch_opts wo = {.api_version = kw->api_version,
                         .kind = kw->kind,
                         .drop_managed_fields = true,
-                        .share_strings = true};
+                        .compact_json = true};
   kube_error err = {0};
   kw->w = kube_watch_start(a->client, &wo, on_watch, kw, &err);
   if (!kw->w)
@@ -755,7 +860,29 @@ bool agent_standalone_check_reload(agent_standalone *a) {
 static void on_trim_timer(evutil_socket_t fd, short what, void *ud) {
   (void)fd, (void)what;
   agent_standalone *a = ud;
-  if (a->n_runs == 0) malloc_trim(0);
+  if (a->n_runs != 0) return;
+  for (kindwatch *kw = a->kinds; kw; kw = kw->next)
+    if (kw->w) kube_watch_trim(kw->w); /* the caches' dead records */
+  malloc_trim(0);
+}
+
+/* Run every trigger that is due (a run may schedule others: the heap is
+ * read afresh each time), then arm the timer for the next. */
+static void on_due_timer(evutil_socket_t fd, short what, void *ud) {
+  (void)fd, (void)what;
+  agent_standalone *a = ud;
+  int64_t now = mono_ms();
+  while (a->nheap && a->heap[0]->due_ms <= now) {
+    trig *t = a->heap[0];
+    t->hidx = 0;
+    trig *last = a->heap[--a->nheap];
+    if (a->nheap) {
+      a->heap[0] = last;
+      heap_down(a, 0);
+    }
+    trig_fire(t);
+  }
+  heap_arm(a);
 }
 
 static void on_reload_timer(evutil_socket_t fd, short what, void *ud) {
@@ -815,6 +942,8 @@ agent_standalone *agent_standalone_new(struct event_base *base, const agent_stan
   if (a->bmax < a->bmin) a->bmax = a->bmin;
   a->seed = (unsigned)time(NULL);
   a->sig = defs_signature(a);
+  a->due_timer = evtimer_new(base, on_due_timer, a);
+  if (!a->due_timer) kv_oom();
   load_defs(a);
   sync_watches(a, false);
   a->trim_timer = evtimer_new(base, on_trim_timer, a);
@@ -839,6 +968,8 @@ void agent_standalone_free(agent_standalone *a) {
    * release the runs they hold */
   kube_client_free(a->client);
   event_free(a->trim_timer);
+  event_free(a->due_timer);
+  free(a->heap);
   defgen_unref(a->gen);
   for (size_t i = 0; i < a->n_paths; i++)
     free(a->paths[i]);

@@ -4,7 +4,8 @@
  * dropped stream, bookmarks, re-list on 410 Gone with the difference
  * delivered as events, capped exponential backoff with jitter, and the
  * per-watch cache of the last object of every key (optionally slimmed:
- * kube_watch_opts.drop_managed_fields).
+ * kube_watch_opts.drop_managed_fields, share_strings; or kept as coded
+ * compact JSON text in pages of its own: compact_json).
  *
  * A watch is a small state machine driven from the client's loop:
  *   [resolve] -> LIST (paginated) -> deliver diff + SYNCED -> WATCH stream
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "koreo/json.h"
 #include "kube_impl.h"
@@ -43,6 +45,13 @@ static uint64_t fnv(const char *s) {
   uint64_t h = 1469598103934665603ull;
   for (; *s; s++)
     h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+static uint64_t fnvn(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
   return h;
 }
 
@@ -120,6 +129,416 @@ static char *obj_key(const kv *obj) {
   return k;
 }
 
+/* ---- dictionary coding of the cached JSON text -----------------------------
+ *
+ * Compact JSON never contains the bytes 0x01-0x1F (the writer escapes
+ * control characters inside strings and writes no whitespace), so they
+ * stand for the fragments below, the member names and punctuation that
+ * every Kubernetes object repeats: a typical object's text shrinks by
+ * about 40%.  The text is stored raw (REC_RAW) if it ever holds such a
+ * byte. */
+
+static const char *const DICT[32] = {
+    NULL,
+    "{\"apiVersion\":\"",
+    "\"kind\":\"",
+    "\"metadata\":{\"name\":\"",
+    "\"metadata\":{",
+    "\"name\":\"",
+    "\"namespace\":\"",
+    "\"uid\":\"",
+    "\"resourceVersion\":\"",
+    "\"generation\":",
+    "\"creationTimestamp\":\"",
+    "\"annotations\":{\"",
+    "\"labels\":{\"",
+    "\"ownerReferences\":[{",
+    "\"finalizers\":[\"",
+    "\"spec\":{",
+    "\"status\":{",
+    "\"conditions\":[{\"type\":\"",
+    "\"type\":\"",
+    "\"status\":\"",
+    "\"reason\":\"",
+    "\"message\":\"",
+    "\"lastTransitionTime\":\"",
+    "\"lastUpdateTime\":\"",
+    "\"observedGeneration\":",
+    "\"location\":\"",
+    "koreo.dev/",
+    "kubernetes.io/",
+    "\\\"",
+    "\"state\":{",
+    "\"koreo\":{",
+    NULL, /* REF_MATCH */
+};
+
+/* 0x1F, then 2 bytes of offset (little-endian) and 1 of length: that many
+ * bytes of the store's reference text (wref). */
+enum { REF_MATCH = 31, REF_MIN = 6, REF_MAX = 255, REF_HASH = 4096 };
+
+/* The reference text of a store: the first object it kept (up to 64 KiB),
+ * with an index of its 4-byte sequences.  The objects of one watch are
+ * mostly alike (same kind, namespace, labels, annotations, status
+ * shape), so most of each text becomes a few back-references to it. */
+typedef struct wref {
+  char *text;
+  size_t len;
+  uint16_t *head; /* REF_HASH entries: 1 + last position with that hash */
+  uint16_t *prev; /* len entries: 1 + the previous position, same hash */
+} wref;
+
+static unsigned hash4(const char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return (v * 2654435761u) >> 20; /* 12 bits */
+}
+
+static void ref_set(wref *r, const char *text, size_t len) {
+  if (len > 65535) len = 65535;
+  r->text = malloc(len + 1);
+  r->head = calloc(REF_HASH, sizeof *r->head);
+  r->prev = calloc(len ? len : 1, sizeof *r->prev);
+  if (!r->text || !r->head || !r->prev) kv_oom();
+  memcpy(r->text, text, len);
+  r->text[len] = 0;
+  r->len = len;
+  for (size_t i = 0; i + 4 <= len; i++) {
+    unsigned h = hash4(text + i);
+    r->prev[i] = r->head[h];
+    r->head[h] = (uint16_t)(i + 1);
+  }
+}
+
+static void ref_free(wref *r) {
+  free(r->text);
+  free(r->head);
+  free(r->prev);
+  memset(r, 0, sizeof *r);
+}
+
+/* Encode `text` (len bytes) into out (at least len bytes) against `ref`
+ * (may be empty); the encoded length, or 0 when the text holds a byte of
+ * the code range. */
+static size_t dict_encode(const wref *ref, const char *text, size_t len, char *out) {
+  static size_t dlen[32];
+  if (!dlen[1])
+    for (int k = 1; k < REF_MATCH; k++)
+      dlen[k] = strlen(DICT[k]);
+  size_t o = 0;
+  for (size_t i = 0; i < len;) {
+    unsigned char c = (unsigned char)text[i];
+    if (c >= 1 && c < 32) return 0;
+    size_t mlen = 0, mpos = 0;
+    if (ref->len && i + 4 <= len) { /* the longest match in the reference */
+      int chain = 32;
+      for (uint16_t p = ref->head[hash4(text + i)]; p && chain-- > 0; p = ref->prev[p - 1]) {
+        size_t pos = p - 1u, l = 0;
+        while (l < REF_MAX && pos + l < ref->len && i + l < len &&
+               ref->text[pos + l] == text[i + l])
+          l++;
+        if (l > mlen) {
+          mlen = l;
+          mpos = pos;
+        }
+      }
+    }
+    if (mlen >= REF_MIN) {
+      out[o++] = (char)REF_MATCH;
+      out[o++] = (char)(mpos & 0xff);
+      out[o++] = (char)(mpos >> 8);
+      out[o++] = (char)mlen;
+      i += mlen;
+      continue;
+    }
+    int best = 0;
+    size_t blen = 1;
+    if (c == '"' || c == '{' || c == 'k' || c == '\\')
+      for (int k = 1; k < REF_MATCH; k++)
+        if (dlen[k] > blen && DICT[k][0] == (char)c && dlen[k] <= len - i &&
+            memcmp(text + i, DICT[k], dlen[k]) == 0) {
+          best = k;
+          blen = dlen[k];
+        }
+    out[o++] = best ? (char)best : (char)c;
+    i += blen;
+  }
+  return o;
+}
+
+/* The decoded text of `enc` (n bytes, coded against `ref`) as a new
+ * NUL-terminated string, its length in *len. */
+static char *dict_decode(const wref *ref, const char *enc, size_t n, size_t *len) {
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)enc[i];
+    if (c == REF_MATCH && i + 3 < n) {
+      total += (unsigned char)enc[i + 3];
+      i += 3;
+    } else
+      total += c >= 1 && c < 32 ? strlen(DICT[c]) : 1;
+  }
+  char *s = malloc(total + 1);
+  if (!s) kv_oom();
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)enc[i];
+    if (c == REF_MATCH && i + 3 < n) {
+      size_t pos = (unsigned char)enc[i + 1] | (size_t)(unsigned char)enc[i + 2] << 8;
+      size_t l = (unsigned char)enc[i + 3];
+      if (pos + l > ref->len) l = pos < ref->len ? ref->len - pos : 0; /* cannot happen */
+      memcpy(s + o, ref->text + pos, l);
+      o += l;
+      i += 3;
+    } else if (c >= 1 && c < 32) {
+      size_t l = strlen(DICT[c]);
+      memcpy(s + o, DICT[c], l);
+      o += l;
+    } else
+      s[o++] = (char)c;
+  }
+  s[o] = 0;
+  *len = o;
+  return s;
+}
+
+/* ---- the compact store (kube_watch_opts.compact_json) ---------------------
+ *
+ * Every object as one record {u32 klen, u32 rvlen, u32 tlen, key NUL,
+ * resourceVersion NUL, dictionary-coded compact JSON text NUL} appended to a single buffer
+ * of its own pages (mmap/mremap, so the records are packed end to end and
+ * never interleave with the heap's short-lived blocks), indexed by an open
+ * addressing table of record offsets (linear probing, backward-shift
+ * deletion).  A replaced or deleted record becomes garbage; the buffer is
+ * rewritten without it once garbage is a quarter of it (each live byte is
+ * thus copied a bounded number of times per byte of garbage). */
+
+typedef struct wstore {
+  char *buf;       /* mmap'ed; NULL while empty */
+  size_t len, cap; /* bytes used, bytes mapped */
+  size_t garbage;  /* bytes of dead records inside len */
+  uint32_t *slot;  /* record offset + 1; 0 = free */
+  size_t nslot, n; /* slots (a power of two), records */
+  wref ref;        /* what the texts are coded against */
+  uint32_t last;   /* 1 + offset of the latest record kept; 0: none */
+} wstore;
+
+enum { REC_HDR = 12 };
+#define REC_RAW 0x80000000u /* in tlen: the text is stored as it is */
+
+typedef struct wrec {
+  const char *key, *rv, *text;
+  uint32_t klen, rvlen, tlen; /* tlen: stored bytes */
+  bool raw;                   /* not dictionary-coded */
+} wrec;
+
+static size_t rec_size(uint32_t klen, uint32_t rvlen, uint32_t tlen) {
+  return REC_HDR + (size_t)klen + rvlen + tlen + 3;
+}
+
+static wrec rec_at(const char *buf, uint32_t off) {
+  wrec r;
+  const char *p = buf + off;
+  memcpy(&r.klen, p, 4);
+  memcpy(&r.rvlen, p + 4, 4);
+  memcpy(&r.tlen, p + 8, 4);
+  r.raw = (r.tlen & REC_RAW) != 0;
+  r.tlen &= ~REC_RAW;
+  r.key = p + REC_HDR;
+  r.rv = r.key + r.klen + 1;
+  r.text = r.rv + r.rvlen + 1;
+  return r;
+}
+
+static size_t page_round(size_t n) {
+  size_t pg = 4096;
+  return (n + pg - 1) / pg * pg;
+}
+
+/* Make room for `more` bytes after len. */
+static void store_reserve(wstore *s, size_t more) {
+  if (s->len + more <= s->cap) return;
+  size_t want = s->len + more;
+  if (want > UINT32_MAX) kv_oom(); /* offsets are 32-bit: a 4 GiB cache */
+  size_t cap = page_round(want + want / 4);
+  void *p = s->buf ? mremap(s->buf, s->cap, cap, MREMAP_MAYMOVE)
+                   : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) kv_oom();
+  s->buf = p;
+  s->cap = cap;
+}
+
+static size_t store_find_slot(const wstore *s, const char *key, size_t klen, bool *found) {
+  size_t i = fnvn(key, klen) & (s->nslot - 1);
+  for (; s->slot[i]; i = (i + 1) & (s->nslot - 1)) {
+    wrec r = rec_at(s->buf, s->slot[i] - 1);
+    if (r.klen == klen && memcmp(r.key, key, klen) == 0) {
+      *found = true;
+      return i;
+    }
+  }
+  *found = false;
+  return i;
+}
+
+static bool store_get(const wstore *s, const char *key, wrec *out) {
+  if (!s->n) return false;
+  bool found;
+  size_t i = store_find_slot(s, key, strlen(key), &found);
+  if (found) *out = rec_at(s->buf, s->slot[i] - 1);
+  return found;
+}
+
+static void store_index(wstore *s, size_t nslot) {
+  uint32_t *old = s->slot;
+  size_t on = s->nslot;
+  s->slot = calloc(nslot, sizeof *s->slot);
+  if (!s->slot) kv_oom();
+  s->nslot = nslot;
+  for (size_t i = 0; i < on; i++)
+    if (old[i]) {
+      wrec r = rec_at(s->buf, old[i] - 1);
+      size_t j = fnvn(r.key, r.klen) & (nslot - 1);
+      while (s->slot[j])
+        j = (j + 1) & (nslot - 1);
+      s->slot[j] = old[i];
+    }
+  free(old);
+}
+
+static void store_put(wstore *s, const char *key, const char *rv, const char *text, size_t tlen);
+
+/* The JSON text of a record (new string), its length in *len. */
+static char *rec_text(const wstore *s, const wrec *r, size_t *len) {
+  if (!r->raw) return dict_decode(&s->ref, r->text, r->tlen, len);
+  char *t = malloc(r->tlen + 1);
+  if (!t) kv_oom();
+  memcpy(t, r->text, r->tlen + 1);
+  *len = r->tlen;
+  return t;
+}
+
+/* Rewrite the store with the live records only, coded against a new
+ * reference: the latest object kept (objects change shape over their
+ * life, e.g. their status appears, so the newest one is the best model of
+ * the others). */
+static void store_compact(wstore *s) {
+  wstore ns = {0};
+  size_t len;
+  if (s->last) {
+    wrec r = rec_at(s->buf, s->last - 1);
+    char *t = rec_text(s, &r, &len);
+    ref_set(&ns.ref, t, len);
+    free(t);
+  }
+  store_index(&ns, s->nslot);
+  for (size_t i = 0; i < s->nslot; i++)
+    if (s->slot[i]) {
+      wrec r = rec_at(s->buf, s->slot[i] - 1);
+      char *t = rec_text(s, &r, &len);
+      store_put(&ns, r.key, r.rv, t, len);
+      free(t);
+    }
+  if (s->last) { /* the same record, in its new place */
+    wrec r = rec_at(s->buf, s->last - 1);
+    bool found;
+    size_t i = store_find_slot(&ns, r.key, r.klen, &found);
+    ns.last = found ? ns.slot[i] : 0;
+  }
+  if (s->buf) munmap(s->buf, s->cap);
+  free(s->slot);
+  ref_free(&s->ref);
+  *s = ns;
+}
+
+static void store_put(wstore *s, const char *key, const char *rv, const char *text, size_t tlen) {
+  size_t klen = strlen(key), rvlen = rv ? strlen(rv) : 0;
+  if (!rv) rv = "";
+  if (klen > UINT32_MAX || rvlen > UINT32_MAX || tlen >= REC_RAW) kv_oom();
+  if (2 * (s->n + 1) > s->nslot) store_index(s, s->nslot ? 2 * s->nslot : 16);
+  bool found;
+  size_t i = store_find_slot(s, key, klen, &found);
+  if (found) {
+    wrec r = rec_at(s->buf, s->slot[i] - 1);
+    s->garbage += rec_size(r.klen, r.rvlen, r.tlen);
+  }
+  char *enc = malloc(tlen + 1);
+  if (!enc) kv_oom();
+  if (!s->ref.text) ref_set(&s->ref, text, tlen);
+  size_t elen = dict_encode(&s->ref, text, tlen, enc);
+  bool raw = elen == 0 && tlen > 0;
+  if (!raw) {
+    text = enc;
+    tlen = elen;
+  }
+  size_t sz = rec_size((uint32_t)klen, (uint32_t)rvlen, (uint32_t)tlen);
+  store_reserve(s, sz);
+  char *p = s->buf + s->len;
+  uint32_t h[3] = {(uint32_t)klen, (uint32_t)rvlen, (uint32_t)tlen | (raw ? REC_RAW : 0)};
+  memcpy(p, h, REC_HDR);
+  p += REC_HDR;
+  memcpy(p, key, klen + 1);
+  p += klen + 1;
+  memcpy(p, rv, rvlen + 1);
+  p += rvlen + 1;
+  memcpy(p, text, tlen);
+  p[tlen] = 0;
+  free(enc);
+  s->slot[i] = (uint32_t)s->len + 1;
+  s->last = s->slot[i];
+  s->len += sz;
+  if (!found) s->n++;
+  if (s->garbage > 4096 && 4 * s->garbage > s->len) store_compact(s);
+}
+
+static void store_del(wstore *s, const char *key) {
+  if (!s->n) return;
+  bool found;
+  size_t i = store_find_slot(s, key, strlen(key), &found);
+  if (!found) return;
+  wrec r = rec_at(s->buf, s->slot[i] - 1);
+  s->garbage += rec_size(r.klen, r.rvlen, r.tlen);
+  if (s->last == s->slot[i]) s->last = 0;
+  s->slot[i] = 0;
+  s->n--;
+  /* backward-shift: move later entries of the run into the hole */
+  for (size_t j = (i + 1) & (s->nslot - 1); s->slot[j]; j = (j + 1) & (s->nslot - 1)) {
+    wrec q = rec_at(s->buf, s->slot[j] - 1);
+    size_t home = fnvn(q.key, q.klen) & (s->nslot - 1);
+    /* j's entry may move to i when i lies cyclically within [home, j) */
+    if (((j - home) & (s->nslot - 1)) >= ((j - i) & (s->nslot - 1))) {
+      s->slot[i] = s->slot[j];
+      s->slot[j] = 0;
+      i = j;
+    }
+  }
+  if (!s->n) { /* empty: give everything back */
+    munmap(s->buf, s->cap);
+    s->buf = NULL;
+    s->cap = s->len = s->garbage = 0;
+  } else if (s->garbage > 4096 && 4 * s->garbage > s->len)
+    store_compact(s);
+}
+
+static void store_clear(wstore *s) {
+  if (s->buf) munmap(s->buf, s->cap);
+  free(s->slot);
+  ref_free(&s->ref);
+  memset(s, 0, sizeof *s);
+}
+
+/* The object of a record (new reference); NULL if the text does not parse
+ * (it cannot: it was written by kv_json_write). */
+static kv *rec_obj(const wstore *s, const wrec *r) {
+  kv_parse_error pe;
+  if (r->raw) return kv_json_parse(r->text, r->tlen, &pe);
+  size_t len;
+  char *t = dict_decode(&s->ref, r->text, r->tlen, &len);
+  kv *o = kv_json_parse(t, len, &pe);
+  free(t);
+  return o;
+}
+
 /* ---- slimming: drop managedFields, share keys and short strings ---------- */
 
 /* The strings shared by the objects of one watch (share_strings): an open
@@ -133,13 +552,6 @@ typedef struct wintern {
 } wintern;
 
 enum { INTERN_MAX = 24 };
-
-static uint64_t fnvn(const char *s, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-  return h;
-}
 
 static void intern_insert(wintern *t, kv *v) {
   size_t i = fnvn(kv_str(v), kv_len(v)) & (t->cap - 1);
@@ -232,6 +644,10 @@ struct kube_watch {
   bool bookmarks;
   bool drop_mf; /* kube_watch_opts.drop_managed_fields */
   bool share;   /* kube_watch_opts.share_strings */
+  bool compact; /* kube_watch_opts.compact_json: `store` instead of `cache` */
+  wstore store;
+  kv *got;        /* compact: the last kube_watch_get answer */
+  char *got_json; /* compact: the last kube_watch_get_json answer */
   wintern strings;
   int timeout_s;
   kube_watch_fn cb;
@@ -283,6 +699,14 @@ static kv *w_slim(kube_watch *w, kv *obj) {
                                    : kv_ref(obj);
 }
 
+/* Keep `obj` (as w_slim made it) as the compact record of key `k`. */
+static void store_put_obj(wstore *s, const char *k, const kv *obj) {
+  size_t len = 0;
+  char *text = kv_json_write(obj, 0, &len);
+  store_put(s, k, kube_obj_meta(obj, "resourceVersion"), text, len);
+  free(text);
+}
+
 static bool deliver(kube_watch *w, kube_watch_event_type t, kv *obj, const kube_error *err,
                     bool from_list) {
   if (w->stopped) return false;
@@ -299,6 +723,9 @@ static void w_free(kube_watch *w) {
   if (w->x) kxfer_free(w->x);
   if (w->timer) event_free(w->timer);
   cache_clear(&w->cache);
+  store_clear(&w->store);
+  kv_unref(w->got);
+  free(w->got_json);
   intern_free(&w->strings);
   if (w->prev)
     w->prev->next = w->next;
@@ -384,29 +811,51 @@ static void w_list_done(void *ud, kube_result *r) {
   kv *items = kv_map_get_str(r->object, "items");
   size_t n = items && kv_kind_of(items) == KV_LIST ? kv_len(items) : 0;
   wcache fresh = {0};
-  wdelta *d = calloc(n + w->cache.n + 1, sizeof *d);
+  wstore fresh_store = {0};
+  wdelta *d = calloc(n + w->cache.n + w->store.n + 1, sizeof *d);
   if (!d) kv_oom();
   size_t nd = 0;
   for (size_t i = 0; i < n; i++) {
     kv *o = w_slim(w, kv_list_at(items, i));
     char *k = obj_key(o);
-    wentry *old = cache_find(&w->cache, k);
-    if (!old)
+    const char *a = NULL; /* the cached resourceVersion, if cached */
+    bool had;
+    if (w->compact) {
+      wrec old;
+      had = store_get(&w->store, k, &old);
+      if (had && old.rvlen) a = old.rv;
+    } else {
+      wentry *old = cache_find(&w->cache, k);
+      had = old != NULL;
+      if (had) a = kube_obj_meta(old->obj, "resourceVersion");
+    }
+    if (!had)
       d[nd++] = (wdelta){KUBE_WATCH_ADDED, kv_ref(o)};
     else {
-      const char *a = kube_obj_meta(old->obj, "resourceVersion");
       const char *b = kube_obj_meta(o, "resourceVersion");
       if (!a || !b || strcmp(a, b) != 0) d[nd++] = (wdelta){KUBE_WATCH_MODIFIED, kv_ref(o)};
     }
-    cache_put(&fresh, k, o);
+    if (w->compact)
+      store_put_obj(&fresh_store, k, o);
+    else
+      cache_put(&fresh, k, o);
     kv_unref(o);
     free(k);
   }
   for (size_t i = 0; i < w->cache.nb; i++)
     for (wentry *e = w->cache.b[i]; e; e = e->next)
       if (!cache_find(&fresh, e->key)) d[nd++] = (wdelta){KUBE_WATCH_DELETED, kv_ref(e->obj)};
+  for (size_t i = 0; i < w->store.nslot; i++) {
+    if (!w->store.slot[i]) continue;
+    wrec r = rec_at(w->store.buf, w->store.slot[i] - 1), f;
+    if (store_get(&fresh_store, r.key, &f)) continue;
+    kv *o = rec_obj(&w->store, &r);
+    if (o) d[nd++] = (wdelta){KUBE_WATCH_DELETED, o};
+  }
   cache_clear(&w->cache);
   w->cache = fresh;
+  store_clear(&w->store);
+  w->store = fresh_store;
   set_rv(w, kube_obj_meta(r->object, "resourceVersion"));
   w->st.relists++;
   w->attempt = 0;
@@ -526,7 +975,12 @@ static bool w_event(kube_watch *w, kv *ev, wnext *next) {
   w->st.events++;
   obj = w_slim(w, obj);
   char *k = obj_key(obj);
-  if (et == KUBE_WATCH_DELETED)
+  if (w->compact) {
+    if (et == KUBE_WATCH_DELETED)
+      store_del(&w->store, k);
+    else
+      store_put_obj(&w->store, k, obj);
+  } else if (et == KUBE_WATCH_DELETED)
     cache_del(&w->cache, k);
   else
     cache_put(&w->cache, k, obj);
@@ -711,7 +1165,8 @@ kube_watch *kube_watch_start(kube_client *c, const kube_watch_opts *opts, kube_w
   w->fsel = dup0(opts->field_selector);
   w->bookmarks = !opts->no_bookmarks;
   w->drop_mf = opts->drop_managed_fields;
-  w->share = opts->share_strings;
+  w->compact = opts->compact_json;
+  w->share = opts->share_strings && !w->compact; /* text shares nothing */
   w->timeout_s = opts->timeout_s > 0 ? opts->timeout_s : c->opts.watch_timeout_s;
   if (w->timeout_s <= 0) w->timeout_s = 300 + kube_jitter(c, 600) % 300;
   w->cb = cb;
@@ -757,14 +1212,69 @@ void kube_watches_shutdown(kube_client *c) {
 
 const char *kube_watch_resource_version(const kube_watch *w) { return w->rv ? w->rv : ""; }
 
-kv *kube_watch_get(const kube_watch *w, const char *namespace_, const char *name) {
+static char *ns_name_key(const char *namespace_, const char *name) {
   char *k = NULL;
   if (asprintf(&k, "%s/%s", namespace_ ? namespace_ : "", name ? name : "") < 0) kv_oom();
-  wentry *e = cache_find(&w->cache, k);
-  free(k);
-  return e ? e->obj : NULL;
+  return k;
 }
 
-size_t kube_watch_count(const kube_watch *w) { return w->cache.n; }
+kv *kube_watch_get_copy(const kube_watch *w, const char *namespace_, const char *name) {
+  char *k = ns_name_key(namespace_, name);
+  kv *o = NULL;
+  if (w->compact) {
+    wrec r;
+    if (store_get(&w->store, k, &r)) o = rec_obj(&w->store, &r);
+  } else {
+    wentry *e = cache_find(&w->cache, k);
+    if (e) o = kv_ref(e->obj);
+  }
+  free(k);
+  return o;
+}
+
+kv *kube_watch_get(const kube_watch *w, const char *namespace_, const char *name) {
+  if (!w->compact) {
+    kv *o = kube_watch_get_copy(w, namespace_, name);
+    kv_unref(o); /* the cache keeps its own reference */
+    return o;
+  }
+  kube_watch *mw = (kube_watch *)w; /* the parsed answer is kept until the next call */
+  kv_unref(mw->got);
+  mw->got = kube_watch_get_copy(w, namespace_, name);
+  return mw->got;
+}
+
+const char *kube_watch_get_json(const kube_watch *w, const char *namespace_, const char *name,
+                                size_t *len) {
+  if (!w->compact) return NULL;
+  char *k = ns_name_key(namespace_, name);
+  wrec r;
+  bool found = store_get(&w->store, k, &r);
+  free(k);
+  if (!found) return NULL;
+  kube_watch *mw = (kube_watch *)w; /* kept until the next call */
+  free(mw->got_json);
+  size_t n = r.tlen;
+  if (r.raw) {
+    mw->got_json = malloc(n + 1);
+    if (!mw->got_json) kv_oom();
+    memcpy(mw->got_json, r.text, n + 1);
+  } else
+    mw->got_json = dict_decode(&w->store.ref, r.text, r.tlen, &n);
+  if (len) *len = n;
+  return mw->got_json;
+}
+
+void kube_watch_trim(kube_watch *w) {
+  if (w && w->compact && w->store.garbage) store_compact(&w->store);
+  if (w) {
+    kv_unref(w->got);
+    w->got = NULL;
+    free(w->got_json);
+    w->got_json = NULL;
+  }
+}
+
+size_t kube_watch_count(const kube_watch *w) { return w->compact ? w->store.n : w->cache.n; }
 
 kube_watch_stats kube_watch_get_stats(const kube_watch *w) { return w->st; }

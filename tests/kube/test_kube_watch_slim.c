@@ -1,9 +1,13 @@
 /*
  * tests/kube/test_kube_watch_slim.c: the watch options that keep cached
- * objects small (koreo/kube.h kube_watch_opts.drop_managed_fields and
- * share_strings) against koreo-kubesim: the delivered and cached objects
- * lack metadata.managedFields and are otherwise equal to what the server
- * returns; without the options managedFields is kept.
+ * objects small (koreo/kube.h kube_watch_opts.drop_managed_fields,
+ * share_strings and compact_json) against koreo-kubesim: the delivered and
+ * cached objects lack metadata.managedFields and are otherwise equal to
+ * what the server returns; without the options managedFields is kept.  A
+ * compact_json watch answers kube_watch_get/_copy/_json with the same
+ * objects through changes, deletions (DELETED delivering the last object),
+ * its cache's compactions and kube_watch_trim, and a re-list after 410
+ * Gone (the difference delivered from the cached text).
  *
  * The kubesim binary comes as argv[1] (CTest passes it) or $KOREO_KUBESIM.
  */
@@ -203,8 +207,195 @@ static void test_slim_watch(void **state) {
   kube_watch_stop(wf);
 }
 
+/* ---- compact_json -------------------------------------------------------- */
+
+typedef struct crec {
+  int synced, added, modified, deleted, errors, from_list;
+  char last_deleted[64];
+  char last_listed_deleted[64];
+  bool deleted_without_object;
+} crec;
+
+static void crec_cb(void *ud, const kube_watch_event *ev) {
+  crec *r = ud;
+  switch (ev->type) {
+  case KUBE_WATCH_SYNCED: r->synced++; break;
+  case KUBE_WATCH_ADDED: r->added++; break;
+  case KUBE_WATCH_MODIFIED: r->modified++; break;
+  case KUBE_WATCH_DELETED: {
+    r->deleted++;
+    const char *n = ev->object ? kube_obj_meta(ev->object, "name") : NULL;
+    if (!n || kube_obj_meta(ev->object, "uid") == NULL) r->deleted_without_object = true;
+    snprintf(ev->from_list ? r->last_listed_deleted : r->last_deleted, 64, "%s", n ? n : "");
+    break;
+  }
+  case KUBE_WATCH_ERROR: r->errors++; break;
+  default: break;
+  }
+  if (ev->from_list && ev->type != KUBE_WATCH_SYNCED) r->from_list++;
+}
+
+/* Every object of the compact watch `wc` equals the server's (without
+ * managedFields), in all three accessors, and `names` not cached are
+ * absent. */
+static void assert_compact_cache(kube_watch *wc, int n, const char *const *gone, int ngone) {
+  char name[32];
+  for (int i = 0; i < n; i++) {
+    snprintf(name, sizeof name, "c-%d", i);
+    kv *o = cm_req(KUBE_OP_GET, name, NULL);
+    kv *c = kube_watch_get_copy(wc, "default", name);
+    assert_non_null(c);
+    assert_equal_but_managed_fields(c, o);
+    size_t len = 0;
+    const char *text = kube_watch_get_json(wc, "default", name, &len);
+    char *want = kv_json_write(c, 0, NULL);
+    assert_non_null(text);
+    assert_int_equal(len, strlen(want));
+    assert_string_equal(text, want);
+    assert_equal_but_managed_fields(kube_watch_get(wc, "default", name), o);
+    free(want);
+    kv_unref(c);
+    kv_unref(o);
+  }
+  for (int i = 0; i < ngone; i++) {
+    assert_null(kube_watch_get_copy(wc, "default", gone[i]));
+    assert_null(kube_watch_get_json(wc, "default", gone[i], NULL));
+    assert_null(kube_watch_get(wc, "default", gone[i]));
+  }
+}
+
+static void put_faults(const char *json) {
+  kv_parse_error pe = {0};
+  kv *f = kv_json_parse(json, strlen(json), &pe);
+  kube_result r = {0};
+  if (kube_send_raw_sync(cli, "PUT", "/kubesim/faults", f, &r) != 0)
+    fail_msg("faults %s: %s", json, r.err.message);
+  kube_result_clear(&r);
+  kv_unref(f);
+}
+
+static void sim_post(const char *path) {
+  kube_result r = {0};
+  if (kube_send_raw_sync(cli, "POST", path, NULL, &r) != 0) fail_msg("%s: %s", path, r.err.message);
+  kube_result_clear(&r);
+}
+
+static void test_compact_watch(void **state) {
+  (void)state;
+  if (!kubesim_bin) skip();
+  char name[32], json[512];
+  enum { N = 30 };
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "c-%d", i);
+    snprintf(json, sizeof json,
+             "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"%s\","
+             "\"namespace\":\"default\",\"labels\":{\"set\":\"compact\"}},"
+             "\"data\":{\"i\":\"%d\",\"text\":\"caf\u00e9 \\\"quoted\\\" \\u0001\"}}",
+             name, i);
+    kv_unref(cm_req(KUBE_OP_CREATE, name, json));
+  }
+  /* its own client, with a long backoff, so that a re-list can be staged */
+  kube_config *cfg = NULL;
+  kube_error e = {0};
+  assert_int_equal(kube_config_load_kubeconfig(sim.kubeconfig, NULL, &cfg, &e), 0);
+  kube_client *slow = kube_client_new(
+      base, cfg, &(kube_client_options){.backoff_min_ms = 1500, .backoff_max_ms = 1500}, &e);
+  kube_config_free(cfg);
+  assert_non_null(slow);
+  crec rc = {0}, rt = {0};
+  kube_watch *wc = kube_watch_start(slow,
+                                    &(kube_watch_opts){.api_version = "v1",
+                                                       .kind = "ConfigMap",
+                                                       .namespace_ = "default",
+                                                       .label_selector = "set=compact",
+                                                       .drop_managed_fields = true,
+                                                       .share_strings = true,
+                                                       .compact_json = true},
+                                    crec_cb, &rc, NULL);
+  kube_watch *wt = kube_watch_start(cli,
+                                    &(kube_watch_opts){.api_version = "v1",
+                                                       .kind = "ConfigMap",
+                                                       .namespace_ = "default",
+                                                       .label_selector = "set=compact",
+                                                       .drop_managed_fields = true},
+                                    crec_cb, &rt, NULL);
+  assert_non_null(wc);
+  assert_non_null(wt);
+  wait_for(&rc.synced, 1);
+  wait_for(&rt.synced, 1);
+  assert_int_equal(rc.added, N);
+  assert_int_equal(kube_watch_count(wc), N);
+  assert_compact_cache(wc, N, NULL, 0);
+  /* every object changed twice (the replaced records become garbage and
+   * the cache is rewritten without them), the last ten deleted */
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < N; i++) {
+      snprintf(name, sizeof name, "c-%d", i);
+      snprintf(json, sizeof json, "{\"data\":{\"round\":\"%d-%0200d\"}}", round, i);
+      kv_unref(cm_req(KUBE_OP_PATCH_MERGE, name, json));
+    }
+  for (int i = N - 10; i < N; i++) {
+    snprintf(name, sizeof name, "c-%d", i);
+    kv_unref(cm_req(KUBE_OP_DELETE, name, NULL));
+  }
+  wait_for(&rc.modified, 2 * N);
+  wait_for(&rc.deleted, 10);
+  wait_for(&rt.deleted, 10);
+  assert_false(rc.deleted_without_object);
+  assert_string_equal(rc.last_deleted, "c-29");
+  assert_int_equal(kube_watch_count(wc), N - 10);
+  const char *const gone[] = {"c-20", "c-25", "c-29"};
+  assert_compact_cache(wc, N - 10, gone, 3);
+  kube_watch_trim(wc);
+  assert_compact_cache(wc, N - 10, gone, 3);
+  /* both watches saw the same events */
+  assert_int_equal(rc.added, rt.added);
+  assert_int_equal(rc.modified, rt.modified);
+  /* a re-list: the stream is cut and cannot come back at once; meanwhile
+   * c-0 goes, c-1 changes, c-born comes and the history is compacted */
+  put_faults("{\"errorRate\":1,\"errorCodes\":[503],\"retryAfterSeconds\":0}");
+  sim_post("/kubesim/drop-watches");
+  wait_for(&rc.errors, 1);
+  put_faults("{\"errorRate\":0}");
+  kv_unref(cm_req(KUBE_OP_DELETE, "c-0", NULL));
+  kv_unref(cm_req(KUBE_OP_PATCH_MERGE, "c-1", "{\"data\":{\"relisted\":\"yes\"}}"));
+  kv_unref(cm_req(KUBE_OP_CREATE, "c-20",
+                  "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":"
+                  "\"c-20\",\"namespace\":\"default\",\"labels\":{\"set\":\"compact\"}}}"));
+  sim_post("/kubesim/compact");
+  int from_list = rc.from_list, added = rc.added, modified = rc.modified, deleted = rc.deleted;
+  wait_for(&rc.synced, 2);
+  assert_true(kube_watch_get_stats(wc).gone >= 1);
+  assert_int_equal(rc.from_list - from_list, 3);
+  assert_int_equal(rc.added - added, 1);
+  assert_int_equal(rc.modified - modified, 1);
+  assert_int_equal(rc.deleted - deleted, 1);
+  assert_string_equal(rc.last_listed_deleted, "c-0"); /* parsed from the cache */
+  assert_false(rc.deleted_without_object);
+  assert_int_equal(kube_watch_count(wc), N - 10);
+  const char *const gone2[] = {"c-0", "c-21"};
+  assert_null(kube_watch_get_copy(wc, "default", "c-0"));
+  kv *o = cm_req(KUBE_OP_GET, "c-1", NULL);
+  kv *c = kube_watch_get_copy(wc, "default", "c-1");
+  assert_equal_but_managed_fields(c, o);
+  kv_unref(c);
+  kv_unref(o);
+  for (int i = 1; i <= 20; i++) {
+    snprintf(name, sizeof name, "c-%d", i);
+    o = cm_req(KUBE_OP_GET, name, NULL);
+    assert_equal_but_managed_fields(kube_watch_get(wc, "default", name), o);
+    kv_unref(o);
+  }
+  for (int i = 0; i < 2; i++)
+    assert_null(kube_watch_get_json(wc, "default", gone2[i], NULL));
+  kube_watch_stop(wc);
+  kube_watch_stop(wt);
+  kube_client_free(slow);
+}
+
 int main(int argc, char **argv) {
   kubesim_bin = argc > 1 && argv[1][0] ? argv[1] : ksim_binary();
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_slim_watch)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_slim_watch),
+                                     cmocka_unit_test(test_compact_watch)};
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
