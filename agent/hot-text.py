@@ -66,21 +66,20 @@ def text_sections(map_path):
 def executed(path, exe_suffix):
     """Names of the functions of the executable that callgrind saw running."""
     names = set()
-    if True:
-        obs, fns, cur = {}, {}, ""
-        with open(path, errors="replace") as f:
-            for line in f:
-                m = re.match(r"^(ob|cob|fn|cfn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
-                if not m:
-                    continue
-                kind, ident, name = m.groups()
-                table = obs if kind in ("ob", "cob") else fns
-                if name:
-                    table[ident] = name
-                if kind == "ob":
-                    cur = obs.get(ident, "")
-                elif kind == "fn" and cur.endswith(exe_suffix):
-                    names.add(fns[ident].split("'")[0])  # 'N marks recursion depth
+    obs, fns, cur = {}, {}, ""
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = re.match(r"^(ob|cob|fn|cfn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+            if not m:
+                continue
+            kind, ident, name = m.groups()
+            table = obs if kind in ("ob", "cob") else fns
+            if name:
+                table[ident] = name
+            if kind == "ob":
+                cur = obs.get(ident, "")
+            elif kind == "fn" and cur.endswith(exe_suffix):
+                names.add(fns[ident].split("'")[0])  # 'N marks recursion depth
     return names
 
 
