@@ -319,8 +319,9 @@ typedef struct ktls_server_opts {
    * if the connection died meanwhile the answer is dropped. */
   void (*validate_token)(void *arg, const char *token, const char *cluster, ktls_token_done done,
                          void *done_arg);
-  /* Optional: an agent registered (its certificate was sent): the cluster,
-   * the hex SHA-256 of the certificate's DER and its notAfter (Unix s). */
+  /* Optional: an agent registered or renewed its certificate (the new
+   * certificate was sent): the cluster, the hex SHA-256 of the
+   * certificate's DER and its notAfter (Unix s). */
   void (*on_registered)(void *arg, const char *cluster, const char *cert_sha256_hex,
                         time_t not_after);
   long cert_ttl_s;      /* validity of issued agent certificates; 0 = 30 days */

@@ -294,6 +294,11 @@ static void handle_renew(srv_conn *c, const Koreo__Agent__V1__RenewRequest *rq) 
   env.body_case = KOREO__AGENT__V1__ENVELOPE__BODY_RENEW_RESPONSE;
   env.renew_response = &r;
   conn_send(c, &env, false);
+  if (s->o.on_registered) { /* the cluster's certificate is now this one */
+    char fp[65];
+    cert_sha256(cert, fp);
+    s->o.on_registered(s->o.arg, c->cluster, fp, (time_t)r.not_after_unix);
+  }
   free(cert);
 }
 

@@ -21,11 +21,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "tls.h"
 
@@ -47,6 +50,11 @@ typedef struct fx {
   uint64_t hello_last_acked;
   int server_envelopes, closed_sessions;
   int64_t client_heartbeat; /* last heartbeat the client's handler got */
+  /* certificates the server issued (on_registered) */
+  int issued;
+  char issued_cluster[KTLS_CLUSTER_MAX + 1];
+  char issued_fp[65];
+  time_t issued_not_after;
 } fx;
 
 static void on_session(void *arg, const char *cluster, const Koreo__Agent__V1__Hello *hello,
@@ -82,6 +90,28 @@ static bool on_envelope(void *arg, const char *cluster, kframe_envelope *env,
   return hb;
 }
 
+/* Certificates the server issued (registration or renewal). */
+static void on_registered(void *arg, const char *cluster, const char *fp, time_t not_after) {
+  fx *f = arg;
+  snprintf(f->issued_cluster, sizeof f->issued_cluster, "%s", cluster);
+  snprintf(f->issued_fp, sizeof f->issued_fp, "%s", fp);
+  f->issued_not_after = not_after;
+  f->issued++;
+}
+
+/* The hex SHA-256 of a PEM certificate's DER (what clusters.cert_fingerprint
+ * keeps). */
+static void pem_sha256(const char *pem, char out[65]) {
+  out[0] = 0;
+  X509 *x = ktls_cert_from_pem(pem, NULL);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned n = 0;
+  if (x && X509_digest(x, EVP_sha256(), md, &n))
+    for (unsigned i = 0; i < n && i < 32; i++)
+      snprintf(out + 2 * i, 3, "%02x", md[i]);
+  X509_free(x);
+}
+
 static void on_closed(void *arg, const char *cluster) {
   fx *f = arg;
   (void)cluster;
@@ -101,6 +131,7 @@ static int setup(void **state) {
                         .on_session = on_session,
                         .on_envelope = on_envelope,
                         .on_closed = on_closed,
+                        .on_registered = on_registered,
                         .arg = f};
   f->srv = ktls_server_new(f->base, &o, &err);
   if (!f->srv) fail_msg("server: %s", err.msg);
@@ -456,6 +487,15 @@ static void test_renewal(void **state) {
   assert_string_not_equal(key0, key1); /* a fresh key, not just a new certificate */
   assert_false(ktls_renew_due(cert1, now));
   assert_int_equal(file_mode(f->dir, "key.pem"), 0600);
+  /* the server reported the new certificate (the control plane records
+   * its fingerprint and expiry for the cluster) */
+  assert_int_equal(f->issued, 1);
+  assert_string_equal(f->issued_cluster, "alpha");
+  char fp1[65];
+  pem_sha256(cert1, fp1);
+  assert_int_equal(strlen(fp1), 64);
+  assert_string_equal(f->issued_fp, fp1);
+  assert_true(f->issued_not_after > now + 86400);
   /* the renewed identity authenticates */
   assert_int_equal(do_connect(f, "alpha", NULL), 0);
   assert_int_equal(ktls_server_sessions(f->srv), 2);
