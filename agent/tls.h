@@ -85,6 +85,10 @@ char *ktls_cert_pem(X509 *cert, ktls_err *err);
  * frees the result.  NULL + err on malformed input. */
 EVP_PKEY *ktls_key_from_pem(const char *pem, ktls_err *err);
 X509 *ktls_cert_from_pem(const char *pem, ktls_err *err);
+/* The hex SHA-256 of a PEM certificate's DER into out (64 hex digits and a
+ * NUL; "" when `pem` is not a certificate): the fingerprint the control
+ * plane records per cluster (clusters.cert_fingerprint). */
+void ktls_cert_sha256(const char *pem, char out[65]);
 
 /* ktls_cert_pin: SHA-256 of the certificate's DER SubjectPublicKeyInfo as 64
  * lowercase hex digits + NUL into out[65]. */

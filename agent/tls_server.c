@@ -125,7 +125,7 @@ static time_t cert_not_after(const char *pem) {
 }
 
 /* hex SHA-256 of a certificate's DER (the clusters table fingerprint) */
-static void cert_sha256(const char *pem, char out[65]) {
+void ktls_cert_sha256(const char *pem, char out[65]) {
   out[0] = 0;
   X509 *x = ktls_cert_from_pem(pem, NULL);
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -149,7 +149,7 @@ static void register_accept(srv_conn *c, const char *cluster, const char *cert) 
   conn_send(c, &env, true);
   if (s->o.on_registered) {
     char fp[65];
-    cert_sha256(cert, fp);
+    ktls_cert_sha256(cert, fp);
     s->o.on_registered(s->o.arg, cluster, fp, (time_t)r.not_after_unix);
   }
 }
@@ -296,7 +296,7 @@ static void handle_renew(srv_conn *c, const Koreo__Agent__V1__RenewRequest *rq) 
   conn_send(c, &env, false);
   if (s->o.on_registered) { /* the cluster's certificate is now this one */
     char fp[65];
-    cert_sha256(cert, fp);
+    ktls_cert_sha256(cert, fp);
     s->o.on_registered(s->o.arg, c->cluster, fp, (time_t)r.not_after_unix);
   }
   free(cert);

@@ -27,8 +27,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <openssl/evp.h>
-#include <openssl/x509.h>
 
 #include "tls.h"
 
@@ -97,19 +95,6 @@ static void on_registered(void *arg, const char *cluster, const char *fp, time_t
   snprintf(f->issued_fp, sizeof f->issued_fp, "%s", fp);
   f->issued_not_after = not_after;
   f->issued++;
-}
-
-/* The hex SHA-256 of a PEM certificate's DER (what clusters.cert_fingerprint
- * keeps). */
-static void pem_sha256(const char *pem, char out[65]) {
-  out[0] = 0;
-  X509 *x = ktls_cert_from_pem(pem, NULL);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned n = 0;
-  if (x && X509_digest(x, EVP_sha256(), md, &n))
-    for (unsigned i = 0; i < n && i < 32; i++)
-      snprintf(out + 2 * i, 3, "%02x", md[i]);
-  X509_free(x);
 }
 
 static void on_closed(void *arg, const char *cluster) {
@@ -492,7 +477,7 @@ static void test_renewal(void **state) {
   assert_int_equal(f->issued, 1);
   assert_string_equal(f->issued_cluster, "alpha");
   char fp1[65];
-  pem_sha256(cert1, fp1);
+  ktls_cert_sha256(cert1, fp1);
   assert_int_equal(strlen(fp1), 64);
   assert_string_equal(f->issued_fp, fp1);
   assert_true(f->issued_not_after > now + 86400);
