@@ -27,12 +27,7 @@
  * Small utilities
  * ====================================================================== */
 
-static char *xstrdup(const char *s) {
-  char *d = strdup(s ? s : "");
-  if (!d) kv_oom();
-  return d;
-}
-static char *xstrdup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+static char *xstrdup_or_null(const char *s) { return s ? kube_xstrdup(s) : NULL; }
 
 void kbuf_add(kbuf *b, const void *p, size_t n) {
   if (b->len + n + 1 > b->cap) {
@@ -84,11 +79,6 @@ int kube_backoff_ms(kube_client *c, int attempt) {
   return kube_jitter(c, (int)d);
 }
 
-static struct timeval tv_ms(int64_t ms) {
-  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-  return tv;
-}
-
 /* Percent-encode a query value (RFC 3986 unreserved kept). */
 static void add_qv(kbuf *b, const char *s) {
   static const char hex[] = "0123456789ABCDEF";
@@ -116,12 +106,12 @@ static bool seg_ok(const char *s) {
 
 static void cfg_copy(kube_config *d, const kube_config *s) {
   memset(d, 0, sizeof *d);
-  d->server = xstrdup(s->server);
-  d->namespace_ = xstrdup(s->namespace_ && *s->namespace_ ? s->namespace_ : "default");
-  d->context = xstrdup(s->context);
-  d->cluster = xstrdup(s->cluster);
-  d->user = xstrdup(s->user);
-  d->source = xstrdup(s->source);
+  d->server = kube_xstrdup(s->server);
+  d->namespace_ = kube_xstrdup(s->namespace_ && *s->namespace_ ? s->namespace_ : "default");
+  d->context = kube_xstrdup(s->context);
+  d->cluster = kube_xstrdup(s->cluster);
+  d->user = kube_xstrdup(s->user);
+  d->source = kube_xstrdup(s->source);
 #define DUPMEM(f, n)                                                                               \
   if (s->f) {                                                                                      \
     d->f = malloc(s->n + 1);                                                                       \
@@ -178,7 +168,7 @@ kube_client *kube_client_new(struct event_base *base, const kube_config *cfg,
   if (c->opts.backoff_max_ms <= 0) c->opts.backoff_max_ms = 30000;
   if (c->opts.backoff_max_ms < c->opts.backoff_min_ms)
     c->opts.backoff_max_ms = c->opts.backoff_min_ms;
-  c->user_agent = xstrdup(opts && opts->user_agent ? opts->user_agent : "koreo/0.1");
+  c->user_agent = kube_xstrdup(opts && opts->user_agent ? opts->user_agent : "koreo/0.1");
   c->opts.user_agent = c->user_agent;
   c->rand_state = (unsigned)(kube_now_ms() ^ (intptr_t)c);
   if (kube_transport_init(c, err) != 0) {
@@ -215,7 +205,7 @@ int kube_client_run_until(kube_client *c, const bool *done, int timeout_ms) {
   if (timeout_ms >= 0) {
     t = evtimer_new(c->base, ev_flag_cb, &timed_out);
     if (!t) kv_oom();
-    struct timeval tv = tv_ms(timeout_ms);
+    struct timeval tv = kube_tv_ms(timeout_ms);
     evtimer_add(t, &tv);
   }
   while (!*done && !timed_out) {
@@ -360,7 +350,7 @@ static void kfetch_join(kube_client *c, kresolve *r) {
     f = calloc(1, sizeof *f);
     if (!f) kv_oom();
     f->c = c;
-    f->api_version = xstrdup(r->api_version);
+    f->api_version = kube_xstrdup(r->api_version);
     char *path = NULL;
     if (strchr(r->api_version, '/')) {
       if (asprintf(&path, "/apis/%s", r->api_version) < 0) kv_oom();
@@ -383,9 +373,9 @@ kresolve *kube_resolve_async(kube_client *c, const char *api_version, const char
   kresolve *r = calloc(1, sizeof *r);
   if (!r) kv_oom();
   r->c = c;
-  r->api_version = xstrdup(api_version);
-  r->kind = kind && *kind ? xstrdup(kind) : NULL;
-  r->resource = !r->kind && resource ? xstrdup(resource) : NULL;
+  r->api_version = kube_xstrdup(api_version);
+  r->kind = kind && *kind ? kube_xstrdup(kind) : NULL;
+  r->resource = !r->kind && resource ? kube_xstrdup(resource) : NULL;
   r->namespaced_hint = ns_hint && *ns_hint;
   r->cb = cb;
   r->ud = ud;
@@ -434,7 +424,7 @@ typedef struct kreq_copy {
 
 static const char *keep(kreq_copy *k, const char *s) {
   if (!s) return NULL;
-  char *d = xstrdup(s);
+  char *d = kube_xstrdup(s);
   k->strs[k->n++] = d;
   return d;
 }
@@ -912,7 +902,7 @@ static void listall_page(void *ud, kube_result *r) {
       kv_list_push(l->items, kv_ref(kv_list_at(items, i)));
   const char *cont = kube_obj_meta(r->object, "continue");
   free(l->cont);
-  l->cont = cont && *cont ? xstrdup(cont) : NULL;
+  l->cont = cont && *cont ? kube_xstrdup(cont) : NULL;
   if (l->cont && !l->c->closing) {
     listall_next(l);
     return;

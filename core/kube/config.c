@@ -16,14 +16,9 @@
 
 #include "koreo/json.h"
 #include "koreo/kube.h"
+#include "kube_impl.h"
 
 #define SA_DIR_DEFAULT "/var/run/secrets/kubernetes.io/serviceaccount"
-
-static char *xstrdup(const char *s) {
-  char *d = strdup(s ? s : "");
-  if (!d) kv_oom();
-  return d;
-}
 
 static char *xstrndup(const char *s, size_t n) {
   char *d = malloc(n + 1);
@@ -156,7 +151,7 @@ static void add_named(named *arr, size_t *n, const kv *list, const char *field, 
     kv *body = kv_map_get_str(e, field);
     arr[*n].name = name;
     arr[*n].body = body && kv_kind_of(body) == KV_MAP ? body : NULL;
-    arr[*n].dir = xstrdup(dir);
+    arr[*n].dir = kube_xstrdup(dir);
     (*n)++;
   }
 }
@@ -185,7 +180,7 @@ static int kc_merge_file(kc_merge *m, const char *path, bool must_exist, kube_er
     return -1;
   }
   m->docs[m->n_docs++] = docs;
-  if (!m->first_file) m->first_file = xstrdup(path);
+  if (!m->first_file) m->first_file = kube_xstrdup(path);
   kv *doc = kv_len(docs) ? kv_list_at(docs, 0) : NULL;
   if (!doc || kv_kind_of(doc) == KV_NULL) return 0; /* an empty file is allowed */
   if (kv_kind_of(doc) != KV_MAP) {
@@ -194,12 +189,12 @@ static int kc_merge_file(kc_merge *m, const char *path, bool must_exist, kube_er
   }
   const char *slash = strrchr(path, '/');
   char *dir =
-      slash ? xstrndup(path, (size_t)(slash - path) + (slash == path ? 1 : 0)) : xstrdup(".");
+      slash ? xstrndup(path, (size_t)(slash - path) + (slash == path ? 1 : 0)) : kube_xstrdup(".");
   add_named(m->clusters, &m->n_clusters, kv_map_get_str(doc, "clusters"), "cluster", dir);
   add_named(m->users, &m->n_users, kv_map_get_str(doc, "users"), "user", dir);
   add_named(m->contexts, &m->n_contexts, kv_map_get_str(doc, "contexts"), "context", dir);
   const char *cur = kv_s(doc, "current-context");
-  if (!m->current && cur && *cur) m->current = xstrdup(cur);
+  if (!m->current && cur && *cur) m->current = kube_xstrdup(cur);
   free(dir);
   return 0;
 }
@@ -212,7 +207,7 @@ static const named *find_named(const named *arr, size_t n, const char *name) {
 
 /* A path from a kubeconfig, resolved against its directory. */
 static char *resolve_path(const char *dir, const char *p) {
-  if (p[0] == '/') return xstrdup(p);
+  if (p[0] == '/') return kube_xstrdup(p);
   char *out = NULL;
   if (asprintf(&out, "%s/%s", dir, p) < 0) kv_oom();
   return out;
@@ -333,19 +328,19 @@ static int kc_build(kc_merge *m, const char *context, kube_config **out, kube_er
   }
   kube_config *c = calloc(1, sizeof *c);
   if (!c) kv_oom();
-  c->server = xstrdup(server);
+  c->server = kube_xstrdup(server);
   size_t sl = strlen(c->server);
   while (sl > 0 && c->server[sl - 1] == '/')
     c->server[--sl] = 0;
   const char *ns = kv_s(ctx->body, "namespace");
-  c->namespace_ = xstrdup(ns && *ns ? ns : "default");
-  c->context = xstrdup(ctx_name);
-  c->cluster = xstrdup(cl->name);
-  c->user = xstrdup(us ? us->name : "");
-  c->source = xstrdup(src);
+  c->namespace_ = kube_xstrdup(ns && *ns ? ns : "default");
+  c->context = kube_xstrdup(ctx_name);
+  c->cluster = kube_xstrdup(cl->name);
+  c->user = kube_xstrdup(us ? us->name : "");
+  c->source = kube_xstrdup(src);
   c->insecure = kv_b(cl->body, "insecure-skip-tls-verify");
   const char *tsn = kv_s(cl->body, "tls-server-name");
-  if (tsn && *tsn) c->tls_server_name = xstrdup(tsn);
+  if (tsn && *tsn) c->tls_server_name = kube_xstrdup(tsn);
   if (load_pem(cl, "certificate-authority", &c->ca_pem, &c->ca_len, err, "cluster") != 0) goto fail;
   if (us && us->body) {
     if (load_pem(us, "client-certificate", &c->cert_pem, &c->cert_len, err, "user") != 0) goto fail;
@@ -359,7 +354,7 @@ static int kc_build(kc_merge *m, const char *context, kube_config **out, kube_er
     const char *tok = kv_s(us->body, "token");
     const char *tokf = kv_s(us->body, "tokenFile");
     if (tok && *tok)
-      c->token = xstrdup(tok);
+      c->token = kube_xstrdup(tok);
     else if (tokf && *tokf) {
       c->token_file = resolve_path(us->dir, tokf);
       size_t tl;
@@ -386,11 +381,11 @@ int kube_config_load_kubeconfig(const char *path, const char *context, kube_conf
   int rc = -1;
   char *list = NULL;
   if (path && *path)
-    list = xstrdup(path);
+    list = kube_xstrdup(path);
   else {
     const char *env = getenv("KUBECONFIG");
     if (env && *env)
-      list = xstrdup(env);
+      list = kube_xstrdup(env);
     else {
       const char *home = getenv("HOME");
       if (!home || !*home) {
@@ -404,7 +399,7 @@ int kube_config_load_kubeconfig(const char *path, const char *context, kube_conf
   /* A single explicit path must exist; in a KUBECONFIG list missing files
    * are skipped as kubectl does, but at least one must be there. */
   bool single = strchr(list, ':') == NULL;
-  char *shown = xstrdup(list);
+  char *shown = kube_xstrdup(list);
   char *save = NULL;
   for (char *p = strtok_r(list, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
     if (!*p) continue;
@@ -439,10 +434,10 @@ int kube_config_load_in_cluster(const char *sa_dir, kube_config **out, kube_erro
   bool v6 = strchr(host, ':') != NULL;
   if (asprintf(&c->server, "https://%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port) < 0)
     kv_oom();
-  c->context = xstrdup("");
-  c->cluster = xstrdup("in-cluster");
-  c->user = xstrdup("serviceaccount");
-  c->source = xstrdup("in-cluster");
+  c->context = kube_xstrdup("");
+  c->cluster = kube_xstrdup("in-cluster");
+  c->user = kube_xstrdup("serviceaccount");
+  c->source = kube_xstrdup("in-cluster");
   if (asprintf(&c->token_file, "%s/token", dir) < 0) kv_oom();
   size_t len;
   c->token = read_all(c->token_file, &len, err, "in-cluster service-account token");
@@ -461,7 +456,7 @@ int kube_config_load_in_cluster(const char *sa_dir, kube_config **out, kube_erro
   if (c->namespace_) trim_trailing(c->namespace_);
   if (!c->namespace_ || !*c->namespace_) {
     free(c->namespace_);
-    c->namespace_ = xstrdup("default");
+    c->namespace_ = kube_xstrdup("default");
   }
   *out = c;
   return 0;

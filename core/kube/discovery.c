@@ -34,12 +34,6 @@ struct kube_discovery {
   size_t n_retired, cap_retired;
 };
 
-static char *xstrdup(const char *s) {
-  char *d = strdup(s ? s : "");
-  if (!d) kv_oom();
-  return d;
-}
-
 static void info_free(kube_resource_info *ri) {
   if (!ri) return;
   free(ri->group);
@@ -122,7 +116,7 @@ static gv_entry *gv_get(kube_discovery *d, const char *api_version) {
   }
   g = &d->gvs[d->n_gvs++];
   memset(g, 0, sizeof *g);
-  g->api_version = xstrdup(api_version);
+  g->api_version = kube_xstrdup(api_version);
   return g;
 }
 
@@ -139,7 +133,7 @@ static char **str_list(const kv *l, size_t *n) {
   if (!out) kv_oom();
   for (size_t i = 0; i < kv_len(l); i++) {
     kv *s = kv_list_at(l, i);
-    if (kv_kind_of(s) == KV_STRING) out[(*n)++] = xstrdup(kv_str(s));
+    if (kv_kind_of(s) == KV_STRING) out[(*n)++] = kube_xstrdup(kv_str(s));
   }
   return out;
 }
@@ -203,12 +197,12 @@ int kube_discovery_add_list(kube_discovery *d, const kv *list, int64_t now_ms, k
     kube_resource_info *ri = calloc(1, sizeof *ri);
     if (!ri) kv_oom();
     const char *rg = str_of(r, "group"), *rv = str_of(r, "version");
-    ri->group = xstrdup(rg && *rg ? rg : group);
-    ri->version = xstrdup(rv && *rv ? rv : version);
-    ri->api_version = xstrdup(gv);
-    ri->kind = xstrdup(kind);
-    ri->resource = xstrdup(name);
-    ri->singular = xstrdup(str_of(r, "singularName"));
+    ri->group = kube_xstrdup(rg && *rg ? rg : group);
+    ri->version = kube_xstrdup(rv && *rv ? rv : version);
+    ri->api_version = kube_xstrdup(gv);
+    ri->kind = kube_xstrdup(kind);
+    ri->resource = kube_xstrdup(name);
+    ri->singular = kube_xstrdup(str_of(r, "singularName"));
     kv *nsd = kv_map_get_str(r, "namespaced");
     ri->namespaced = nsd && kv_kind_of(nsd) == KV_BOOL && nsd->u.b;
     ri->verbs = verbs_of(kv_map_get_str(r, "verbs"));
@@ -228,7 +222,7 @@ int kube_discovery_add_list(kube_discovery *d, const kv *list, int64_t now_ms, k
         continue;
       p->subresources = realloc(p->subresources, (p->n_subresources + 1) * sizeof *p->subresources);
       if (!p->subresources) kv_oom();
-      p->subresources[p->n_subresources++] = xstrdup(slash + 1);
+      p->subresources[p->n_subresources++] = kube_xstrdup(slash + 1);
       if (strcmp(slash + 1, "status") == 0) p->has_status = true;
       if (strcmp(slash + 1, "scale") == 0) p->has_scale = true;
     }
@@ -287,12 +281,12 @@ const kube_resource_info *kube_discovery_synth(kube_discovery *d, const char *ap
   kube_split_api_version(api_version, group, sizeof group, version, sizeof version);
   kube_resource_info *ri = calloc(1, sizeof *ri);
   if (!ri) kv_oom();
-  ri->group = xstrdup(group);
-  ri->version = xstrdup(version);
-  ri->api_version = xstrdup(api_version);
-  ri->kind = xstrdup("");
-  ri->resource = xstrdup(resource);
-  ri->singular = xstrdup("");
+  ri->group = kube_xstrdup(group);
+  ri->version = kube_xstrdup(version);
+  ri->api_version = kube_xstrdup(api_version);
+  ri->kind = kube_xstrdup("");
+  ri->resource = kube_xstrdup(resource);
+  ri->singular = kube_xstrdup("");
   ri->namespaced = namespaced;
   ri->verbs = ~0u;
   retire(d, ri);

@@ -8,10 +8,28 @@
 #ifndef KOREO_KUBE_IMPL_H
 #define KOREO_KUBE_IMPL_H
 
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
 #include "koreo/kube.h"
+
+/* strdup that never returns NULL (NULL -> ""; out of memory aborts). */
+static inline char *kube_xstrdup(const char *s) {
+  char *d = strdup(s ? s : "");
+  if (!d) kv_oom();
+  return d;
+}
+
+/* A duration in milliseconds as a struct timeval (for libevent timers). */
+static inline struct timeval kube_tv_ms(int64_t ms) {
+  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+  return tv;
+}
 
 typedef struct kbuf {
   char *p;

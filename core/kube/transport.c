@@ -72,17 +72,6 @@ struct kconn {
   kconn *next;
 };
 
-static char *xstrdup(const char *s) {
-  char *d = strdup(s ? s : "");
-  if (!d) kv_oom();
-  return d;
-}
-
-static struct timeval tv_ms(int64_t ms) {
-  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-  return tv;
-}
-
 static void schedule(kube_client *c) {
   if (!c->closing) event_active(c->process_ev, EV_TIMEOUT, 0);
 }
@@ -208,7 +197,7 @@ static kconn *conn_new(kube_client *c) {
   evhttp_connection_set_closecb(k->evcon, conn_close_cb, k);
   k->connect_ev = evtimer_new(c->base, connect_timeout_cb, k);
   if (!k->connect_ev) kv_oom();
-  struct timeval tv = tv_ms(c->opts.connect_timeout_ms);
+  struct timeval tv = kube_tv_ms(c->opts.connect_timeout_ms);
   evtimer_add(k->connect_ev, &tv);
   k->next = c->conns;
   c->conns = k;
@@ -223,7 +212,7 @@ static void conn_set_timeout(kconn *k, const kxfer *x) {
   int64_t ms = x->timeout_ms ? x->timeout_ms : x->c->opts.request_timeout_ms;
   if (x->streaming) ms = (x->timeout_ms ? x->timeout_ms : 24 * 3600 * 1000) + STREAM_SLACK_MS;
   if (ms < x->c->opts.connect_timeout_ms) ms = x->c->opts.connect_timeout_ms;
-  struct timeval tv = tv_ms(ms);
+  struct timeval tv = kube_tv_ms(ms);
   evhttp_connection_set_timeout_tv(k->evcon, &tv);
 }
 
@@ -547,7 +536,7 @@ static void launch(kxfer *x) {
       x->timeout_ev = evtimer_new(c->base, xfer_timeout_cb, x);
       if (!x->timeout_ev) kv_oom();
     }
-    struct timeval tv = tv_ms(limit);
+    struct timeval tv = kube_tv_ms(limit);
     evtimer_add(x->timeout_ev, &tv);
   }
   dispatch(x);
@@ -558,9 +547,9 @@ kxfer *kxfer_new(kube_client *c, const char *method, const char *path, const cha
   kxfer *x = calloc(1, sizeof *x);
   if (!x) kv_oom();
   x->c = c;
-  x->method = xstrdup(method);
-  x->path = xstrdup(path);
-  x->content_type = content_type ? xstrdup(content_type) : NULL;
+  x->method = kube_xstrdup(method);
+  x->path = kube_xstrdup(path);
+  x->content_type = content_type ? kube_xstrdup(content_type) : NULL;
   if (body) {
     x->body = malloc(body_len + 1);
     if (!x->body) kv_oom();
@@ -676,7 +665,7 @@ static bool maybe_retry(kxfer *x) {
     x->retry_ev = evtimer_new(c->base, retry_fire, x);
     if (!x->retry_ev) kv_oom();
   }
-  struct timeval tv = tv_ms(delay);
+  struct timeval tv = kube_tv_ms(delay);
   evtimer_add(x->retry_ev, &tv);
   return true;
 }
@@ -703,7 +692,7 @@ static void trim_idle(kube_client *c) {
     k = n;
   }
   if (next >= 0) {
-    struct timeval tv = tv_ms(next - now + 1);
+    struct timeval tv = kube_tv_ms(next - now + 1);
     evtimer_add(c->idle_ev, &tv);
   } else {
     evtimer_del(c->idle_ev);
@@ -875,7 +864,7 @@ int kube_transport_init(kube_client *c, kube_error *err) {
   if (!c->prefix) kv_oom();
   const char *name =
       c->cfg.tls_server_name && *c->cfg.tls_server_name ? c->cfg.tls_server_name : c->host;
-  c->verify_name = xstrdup(name);
+  c->verify_name = kube_xstrdup(name);
   bool name_v6 = strchr(name, ':') != NULL;
   if (asprintf(&c->host_header, "%s%s%s:%d", name_v6 ? "[" : "", name, name_v6 ? "]" : "",
                c->port) < 0)

@@ -41,19 +41,15 @@ typedef struct wcache {
   size_t nb, n;
 } wcache;
 
-static uint64_t fnv(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
-}
-
+/* FNV-1a of n bytes. */
 static uint64_t fnvn(const char *s, size_t n) {
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < n; i++)
     h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
   return h;
 }
+
+static uint64_t fnv(const char *s) { return fnvn(s, strlen(s)); }
 
 static wentry *cache_find(const wcache *c, const char *key) {
   if (!c->nb) return NULL;
